@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     turn_secret: str = ""
     turn_credential_ttl_seconds: int = 3600
     turn_health_interval_seconds: float = 30.0
+    #: Skip TURN servers outside ``allowed_regions`` instead of refusing to
+    #: start (for one server list shared by deployments in several regions).
+    turn_skip_foreign_servers: bool = False
 
     billing_grace_seconds: float = 10.0
     heartbeat_seconds: float = 10.0
