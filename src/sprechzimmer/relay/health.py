@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -22,6 +22,8 @@ from .stun import StunError, StunTarget, binding
 logger = logging.getLogger(__name__)
 
 Health = Literal["unknown", "healthy", "unhealthy"]
+#: Called with the server, its old and its new health.
+Listener = Callable[[TurnServer, Health, Health], None]
 
 #: Default ports of RFC 7064/7065 URLs by scheme.
 _DEFAULT_PORTS = {"turn": 3478, "stun": 3478, "turns": 5349}
@@ -74,6 +76,11 @@ class HealthMonitor:
         self.timeout = min(timeout, interval)
         self._health: list[Health] = ["unknown"] * len(self.servers)
         self._task: asyncio.Task[None] | None = None
+        self._listeners: list[Listener] = []
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call ``listener`` on every change of a server's health."""
+        self._listeners.append(listener)
 
     def health(self, index: int) -> Health:
         """Return the last known health of server number ``index``."""
@@ -135,3 +142,5 @@ class HealthMonitor:
         self._health[index] = health
         level = logging.WARNING if health == "unhealthy" else logging.INFO
         logger.log(level, "TURN server %s: %s -> %s", self.targets[index], old, health)
+        for listener in self._listeners:
+            listener(self.servers[index], old, health)
