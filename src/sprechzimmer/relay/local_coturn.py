@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import random
+import re
 import shutil
 import socket
 from pathlib import Path
@@ -20,6 +22,9 @@ from .coturn_config import CoturnOptions, render
 from .stun import StunError, StunTarget, binding
 
 TURNSERVER = "/usr/bin/turnserver"
+
+#: coturn's verbose log line for a new allocation.
+_ALLOCATION = re.compile(r"session \S+: new, realm=<[^>]*>, username=<([^>]*)>")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -34,6 +39,29 @@ def free_port(host: str = "127.0.0.1") -> int:
                 except OSError:
                     continue
                 return port
+
+
+def loopback_options(secret: str, **overrides: object) -> CoturnOptions:
+    """Options for a coturn on 127.0.0.1 that relays between local peers.
+
+    It listens on a free port, relays from a random range of 100 ports,
+    logs every allocation and allows loopback peers: for tests and the
+    demo mode only, never for a reachable server.
+    """
+    relay_base = random.randrange(40000, 60000, 100)
+    values: dict[str, object] = {
+        "secret": secret,
+        "realm": "sprechzimmer.test",
+        "listening_port": free_port(),
+        "listening_ips": ("127.0.0.1",),
+        "relay_ips": ("127.0.0.1",),
+        "min_port": relay_base,
+        "max_port": relay_base + 99,
+        "verbose": True,
+        "test_allow_loopback_peers": True,
+    }
+    values.update(overrides)
+    return CoturnOptions(**values)  # type: ignore[arg-type]
 
 
 class LocalCoturn:
@@ -77,6 +105,10 @@ class LocalCoturn:
         with contextlib.suppress(FileNotFoundError):
             return self.log_path.read_text(errors="replace")
         return ""
+
+    def allocation_users(self) -> list[str]:
+        """Usernames of the allocations coturn logged (needs ``verbose``)."""
+        return _ALLOCATION.findall(self.log_text())
 
     async def start(self, timeout: float = 10.0) -> None:
         """Start coturn and return once it answers STUN on its port."""

@@ -58,15 +58,22 @@ def is_binding_success(data: bytes, transaction_id: bytes) -> bool:
     )
 
 
-async def binding(target: StunTarget, timeout: float) -> None:
+async def binding(
+    target: StunTarget,
+    timeout: float,
+    context: ssl.SSLContext | None = None,
+) -> None:
     """Send one Binding request to ``target``; raise :class:`StunError` if
-    no valid success response arrives within ``timeout`` seconds."""
+    no valid success response arrives within ``timeout`` seconds.
+
+    ``context`` verifies TLS servers (default: the system's CA store).
+    """
     try:
         async with asyncio.timeout(timeout):
             if target.transport == "udp":
                 await _binding_udp(target)
             else:
-                await _binding_stream(target)
+                await _binding_stream(target, context)
     except TimeoutError as exc:
         raise StunError(f"no answer within {timeout:g} s") from exc
     except OSError as exc:
@@ -108,9 +115,12 @@ async def _binding_udp(target: StunTarget) -> None:
         transport.close()
 
 
-async def _binding_stream(target: StunTarget) -> None:
+async def _binding_stream(target: StunTarget, context: ssl.SSLContext | None) -> None:
     request, transaction_id = binding_request()
-    context = ssl.create_default_context() if target.transport == "tls" else None
+    if target.transport == "tls":
+        context = context or ssl.create_default_context()
+    else:
+        context = None
     reader, writer = await asyncio.open_connection(
         target.host, target.port, ssl=context
     )
