@@ -12,10 +12,13 @@ const call = { pcs: [], e2ees: [] };
 /**
  * Start the call.
  * @param {{encrypt?: boolean, rotationSeconds?: number,
- *   wrongKeyOn?: "impolite" | "polite" | null}} [options]
+ *   wrongKeyOn?: "impolite" | "polite" | null,
+ *   plainOn?: "impolite" | "polite" | null}} [options] plainOn leaves one
+ *   side without E2EE; encrypt: false leaves both
  */
 async function start(options = {}) {
-  const { encrypt = true, rotationSeconds = 600, wrongKeyOn = null } = options;
+  const { encrypt = true, rotationSeconds = 600 } = options;
+  const { wrongKeyOn = null, plainOn = null } = options;
   const media = await navigator.mediaDevices.getUserMedia({
     audio: true,
     video: { width: 320, height: 240, frameRate: 30 },
@@ -30,7 +33,7 @@ async function start(options = {}) {
     pcs[1].addTrack(track.clone(), media);
   }
   call.e2ees = pcs.map((pc, i) =>
-    encrypt
+    encrypt && plainOn !== SIDES[i]
       ? new E2EE(pc, { polite: i === 1, rotationSeconds, testHooks: true })
       : null,
   );
@@ -90,6 +93,22 @@ async function stats() {
 }
 
 /**
+ * Stats of both sides every intervalMs for durationMs, taken in the page
+ * so that the windows are even.
+ * @param {number} durationMs
+ * @param {number} intervalMs
+ */
+async function sample(durationMs, intervalMs) {
+  const samples = [await stats()];
+  const end = performance.now() + durationMs;
+  while (performance.now() < end) {
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+    samples.push(await stats());
+  }
+  return samples;
+}
+
+/**
  * Bytes before and after one side's sender transform, as number arrays.
  * @param {"impolite" | "polite"} side
  * @param {number} count
@@ -110,4 +129,4 @@ function stop() {
 }
 
 // @ts-ignore: the test's entry point
-window.loopback = { start, stats, capture, stop };
+window.loopback = { start, stats, sample, capture, stop };

@@ -1,0 +1,145 @@
+"""End-to-end encryption between two peer connections in one real page.
+
+The page (pages/e2ee_loopback.*) imports the real modules from the static
+directory and holds a call between an impolite side (therapist) and a polite
+side (client), each with fake camera and microphone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Page
+
+from tests.browser.static_site import serve
+from tests.conftest import seconds
+
+TRAILER_BYTES = 7
+TAG_BYTES = 16
+TRAILER_MAGIC = 0xE2
+
+
+@pytest.fixture(scope="module")
+def site() -> Iterator[str]:
+    """The static site with the loopback page."""
+    with serve() as base:
+        yield base
+
+
+@pytest.fixture
+def loopback(browser, site) -> Iterator[Page]:
+    """A fresh loopback page in its own browser context."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(site + "/pages/e2ee_loopback.html")
+    page.wait_for_function("() => window.loopback !== undefined")
+    yield page
+    page.evaluate("() => window.loopback.stop()")
+    context.close()
+
+
+def start(page: Page, **options) -> None:
+    page.evaluate("o => window.loopback.start(o)", options)
+
+
+def sides(page: Page) -> dict[str, dict]:
+    """Both sides' stats by side name."""
+    return {s["side"]: s for s in page.evaluate("() => window.loopback.stats()")}
+
+
+def wait_for(page: Page, condition: str, timeout: float = 20) -> dict[str, dict]:
+    """Wait until a JS condition over ``i`` and ``p`` (the sides) holds."""
+    page.wait_for_function(
+        f"""() => window.loopback.stats().then(([i, p]) => {condition})""",
+        polling=250,
+        timeout=seconds(timeout) * 1000,
+    )
+    return sides(page)
+
+
+def audio_played(side: dict) -> float:
+    return side["audioSamples"] - side["concealedSamples"]
+
+
+def test_both_directions_decode_encrypted_media_with_one_code(loopback):
+    """Both sides decode 50+ frames and audio, and show the same safety code."""
+    start(loopback)
+    got = wait_for(
+        loopback,
+        """[i, p].every(s => s.e2ee.status === "encrypted"
+            && s.framesDecoded >= 50 && s.e2ee.framesDecrypted > 0
+            && s.audioSamples - s.concealedSamples > 0)""",
+    )
+    impolite, polite = got["impolite"], got["polite"]
+    code = impolite["e2ee"]["safetyCode"]
+    assert code and len(code.split(" ")) == 4
+    assert polite["e2ee"]["safetyCode"] == code
+    for side in (impolite, polite):
+        assert side["e2ee"]["decryptFailures"] == 0
+        assert side["e2ee"]["unencryptedRefused"] == 0
+        assert side["e2ee"]["epoch"] == 1
+
+
+def test_sender_bytes_differ_after_the_transform(loopback):
+    """Each frame after the sender's transform is sealed and differs."""
+    start(loopback)
+    wait_for(loopback, 'i.e2ee.status === "encrypted"')
+    captured = loopback.evaluate("() => window.loopback.capture('impolite', 30)")
+    pairs = list(zip(captured["before"], captured["after"], strict=True))
+    assert len(pairs) == 30
+    for before, after in pairs:
+        assert len(after) == len(before) + TAG_BYTES + TRAILER_BYTES
+        assert after[-1] == TRAILER_MAGIC
+        assert after[: len(before)] != before
+    # video frames are larger than 100 bytes here; their body is encrypted
+    video = [(b, a) for b, a in pairs if len(b) > 100]
+    assert video
+    for before, after in video:
+        assert after[:3] == before[:3], "the VP8 payload header stays in clear"
+        assert after[10 : len(before)] != before[10:]
+
+
+def test_wrong_receive_key_decodes_nothing_and_counts(loopback):
+    """A receiver with a wrong key decodes no video frame and counts failures."""
+    start(loopback, wrongKeyOn="polite")
+    got = wait_for(
+        loopback,
+        "p.e2ee.decryptFailures >= 60 && i.framesDecoded >= 30",
+    )
+    polite = got["polite"]
+    assert polite["framesDecoded"] == 0
+    assert polite["e2ee"]["framesDecrypted"] == 0
+    assert audio_played(polite) == 0
+    assert got["impolite"]["e2ee"]["decryptFailures"] == 0
+
+
+def test_unencrypted_frames_are_refused_and_clear_never_sent(loopback):
+    """A peer without E2EE gets nothing; its clear frames are refused."""
+    start(loopback, plainOn="impolite")
+    got = wait_for(loopback, "p.e2ee.unencryptedRefused >= 60")
+    polite, impolite = got["polite"], got["impolite"]
+    assert polite["e2ee"]["status"] == "negotiating"
+    assert polite["framesDecoded"] == 0
+    assert audio_played(polite) == 0
+    # without a key the polite sender drops every frame
+    assert polite["e2ee"]["framesEncrypted"] == 0
+    assert impolite["framesDecoded"] == 0
+
+
+def test_rotation_every_3s_for_40s_without_failure_or_freeze(loopback):
+    """Ten or more epochs each side, no decrypt failure, no frozen second."""
+    start(loopback, rotationSeconds=3)
+    wait_for(loopback, "[i, p].every(s => s.framesDecoded > 0)")
+    samples = loopback.evaluate("() => window.loopback.sample(40000, 1000)")
+
+    last = {s["side"]: s for s in samples[-1]}
+    for name, side in last.items():
+        assert side["e2ee"]["epoch"] >= 10, f"{name}: epoch {side['e2ee']['epoch']}"
+        assert side["e2ee"]["decryptFailures"] == 0, name
+        assert side["e2ee"]["unencryptedRefused"] == 0, name
+    for earlier, later in zip(samples, samples[1:], strict=False):
+        for a, b in zip(earlier, later, strict=True):
+            name = a["side"]
+            assert b["framesDecoded"] > a["framesDecoded"], f"{name}: video froze"
+            assert audio_played(b) > audio_played(a), f"{name}: audio stopped"
