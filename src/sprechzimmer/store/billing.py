@@ -61,6 +61,7 @@ steps AS (
   SELECT session_id, role, MAX(at_ms), 3, 0
   FROM live WHERE role IN {_ROLES}
     AND (kind IN {_STATE_KINDS} OR kind IN {_LIFE_KINDS})
+    AND session_id NOT IN (SELECT session_id FROM ends)
   GROUP BY session_id, role
 ),
 deltas AS (

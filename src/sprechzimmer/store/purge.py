@@ -46,7 +46,7 @@ ON CONFLICT (therapist_id, month) DO UPDATE SET
 # enforced foreign keys would leave behind.
 _DELETIONS = {
     "invites": """
-      DELETE FROM invites WHERE expires_at < :now
+      DELETE FROM invites WHERE expires_at < :now OR revoked_at IS NOT NULL
         OR session_id IN (SELECT id FROM sessions WHERE ended_at IS NOT NULL)""",
     "sessions": f"DELETE FROM sessions WHERE id IN ({_EXPIRED_SESSIONS})",
     "session_events": """

@@ -167,7 +167,6 @@ def upgrade() -> None:
         )
 
 
-
 def downgrade() -> None:
     with op.batch_alter_table("session_events", schema=None) as batch_op:
         batch_op.drop_index("ix_session_events_session_at")

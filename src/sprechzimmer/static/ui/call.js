@@ -1,0 +1,481 @@
+// @ts-check
+/**
+ * The call page, for both roles: wires the DOM-free call library
+ * (signaling, peer, media) to the page. The client's invite token comes
+ * from the URL fragment and leaves the address bar at once.
+ */
+import { loadCatalog, t } from "./i18n.js";
+import { chime } from "./chime.js";
+import { Signaling } from "../call/signaling.js";
+import { Peer } from "../call/peer.js";
+import { openCamera, openLocalMedia } from "../call/media.js";
+
+const role = /** @type {"therapist"|"client"} */ (document.body.dataset.role);
+const sessionId = document.body.dataset.session ?? null;
+const instance = randomId();
+const INVITE_KEY = "sprechzimmer.invite";
+const RESUME_KEY = "sprechzimmer.resume";
+
+/** @param {string} id */
+const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
+
+const state = {
+  /** @type {Signaling|null} */ signaling: null,
+  /** @type {Peer|null} */ peer: null,
+  /** @type {string|null} */ remoteInstance: null,
+  /** @type {any} */ welcome: null,
+  iceAt: 0,
+  /** @type {import("../call/media.js").LocalMedia|null} */ local: null,
+  /** @type {string|null} */ token: null,
+  name: "",
+  mediaConnected: false,
+  inCall: false,
+  finished: false,
+  /** @type {ReturnType<typeof setInterval>|null} */ heartbeat: null,
+  /** @type {ReturnType<typeof setTimeout>|null} */ restartTimer: null,
+};
+
+// Tests and support read the live objects here; nothing secret is in them.
+Object.defineProperty(window, "sprechzimmer", {
+  value: {
+    get peer() {
+      return state.peer;
+    },
+    get signaling() {
+      return state.signaling;
+    },
+    stats: async () => (state.peer ? state.peer.stats() : null),
+  },
+});
+
+function randomId() {
+  const bytes = crypto.getRandomValues(new Uint8Array(12));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+// -- start ------------------------------------------------------------------
+
+async function startClient() {
+  const fragment = location.hash.slice(1);
+  if (fragment) {
+    // The token must not stay in the address bar, history or a screenshot.
+    sessionStorage.setItem(INVITE_KEY, fragment);
+    history.replaceState(null, "", location.pathname);
+  }
+  state.token = sessionStorage.getItem(INVITE_KEY);
+  if (!state.token) return showLinkState("invalid");
+  const linkState = await checkInvite(state.token);
+  if (linkState !== "open") return showLinkState(linkState);
+
+  state.local = await openLocalMedia();
+  showDeviceNote();
+  attachPreview(/** @type {HTMLVideoElement} */ ($("preview")));
+  attachPreview(/** @type {HTMLVideoElement} */ ($("local-video")));
+  startMicMeter();
+  if (sessionStorage.getItem(RESUME_KEY)) {
+    // A reload during the call: back in without the waiting room.
+    connect();
+    return;
+  }
+  $("setup").hidden = false;
+  $("join").addEventListener("click", () => {
+    state.name = /** @type {HTMLInputElement} */ ($("display-name")).value.trim();
+    $("setup").hidden = true;
+    connect();
+  });
+}
+
+async function startTherapist() {
+  state.local = await openLocalMedia();
+  showDeviceNote();
+  attachPreview(/** @type {HTMLVideoElement} */ ($("local-video")));
+  setConnection(t("Waiting for the client"));
+  connect();
+}
+
+/** @param {string} token */
+async function checkInvite(token) {
+  try {
+    const response = await fetch("/api/invite", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ token }),
+    });
+    if (!response.ok) return "invalid";
+    return (await response.json()).state;
+  } catch {
+    return "open";
+  }
+}
+
+// -- signaling --------------------------------------------------------------
+
+function connect() {
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  state.signaling = new Signaling({
+    url: `${scheme}//${location.host}/ws`,
+    hello: () => ({
+      type: "hello",
+      version: 1,
+      role,
+      instance,
+      ...(role === "therapist"
+        ? { session: sessionId }
+        : {
+            token: state.token,
+            name: state.name,
+            ...(sessionStorage.getItem(RESUME_KEY)
+              ? { resume: sessionStorage.getItem(RESUME_KEY) }
+              : {}),
+          }),
+    }),
+    onmessage: (message) => handlers[message.type]?.(message),
+    onstate: onSignalingState,
+  });
+  state.signaling.connect();
+}
+
+/** @type {Record<string, (message: any) => void>} */
+const handlers = {
+  welcome(message) {
+    state.welcome = message;
+    state.iceAt = Date.now();
+    if (!message.ice.relayAvailable) notice(t("No relay server is available: the call can only connect directly."));
+    // After a reconnect the server's room is new: tell it where we are.
+    if (state.mediaConnected) sendMedia(true);
+  },
+  joined(message) {
+    if (message.state === "waiting") {
+      $("waiting").hidden = false;
+    } else {
+      enterCall();
+    }
+  },
+  admitted(message) {
+    sessionStorage.setItem(RESUME_KEY, message.resume);
+    enterCall();
+  },
+  lobby(message) {
+    const waiting = message.waiting;
+    $("lobby-actions").hidden = !waiting;
+    $("lobby").classList.toggle("waiting", Boolean(waiting));
+    $("lobby-text").textContent = waiting
+      ? waiting.name
+        ? t("{name} is waiting", { name: waiting.name })
+        : t("Client is waiting")
+      : t("Nobody is waiting.");
+    if (waiting) chime();
+  },
+  peer(message) {
+    if (!message.present) {
+      setConnection(t("The other side has left or lost the connection"));
+      return;
+    }
+    if (!state.peer || message.instance !== state.remoteInstance) {
+      newPeer(message.instance);
+    }
+  },
+  signal(message) {
+    if (!state.peer || message.sender !== state.remoteInstance) newPeer(message.sender);
+    state.peer?.handleSignal(message);
+  },
+  ice(message) {
+    state.welcome.ice = message.ice;
+    state.iceAt = Date.now();
+    state.peer?.restartIce(iceConfiguration());
+  },
+  ended(message) {
+    finish(message.reason === "declined" ? "declined" : "ended");
+  },
+  replaced() {
+    finish("replaced");
+  },
+  error() {},
+};
+
+/**
+ * @param {string} status
+ * @param {{code: number, reason: string}} [detail]
+ */
+function onSignalingState(status, detail) {
+  if (status === "reconnecting" && state.inCall) {
+    setConnection(t("Reconnecting…"));
+  }
+  if (status === "open" && state.inCall) {
+    setConnection(state.mediaConnected ? t("Connected") : t("Connecting…"));
+  }
+  if (status === "closed" && detail) {
+    const byCode = {
+      4000: "replaced",
+      4401: "invalid",
+      4409: "in_use",
+      4426: "outdated",
+    };
+    const reason = detail.code === 4410 ? detail.reason : byCode[/** @type {4000} */ (detail.code)];
+    finish(reason || "ended");
+  }
+}
+
+// -- the call ---------------------------------------------------------------
+
+function enterCall() {
+  state.inCall = true;
+  $("waiting") && ($("waiting").hidden = true);
+  $("call").hidden = false;
+  if (!state.peer) setConnection(t("Waiting for the other side"));
+}
+
+function iceConfiguration() {
+  const ice = state.welcome?.ice ?? { iceServers: [], iceTransportPolicy: "all" };
+  return {
+    iceServers: ice.iceServers,
+    iceTransportPolicy: ice.iceTransportPolicy,
+    bundlePolicy: /** @type {RTCBundlePolicy} */ ("max-bundle"),
+  };
+}
+
+/** @param {string} remoteInstance */
+function newPeer(remoteInstance) {
+  state.peer?.close();
+  state.remoteInstance = remoteInstance;
+  setMediaConnected(false);
+  state.peer = new Peer({
+    polite: role === "client",
+    configuration: iceConfiguration(),
+    localStream: /** @type {any} */ (state.local).stream,
+    sendSignal: (signal) => state.signaling?.send({ type: "signal", ...signal }),
+    onremotestream: showRemote,
+    onconnectionstate: onPeerState,
+  });
+  setConnection(t("Connecting…"));
+}
+
+/** @param {MediaStream} stream */
+function showRemote(stream) {
+  const video = /** @type {HTMLVideoElement} */ ($("remote-video"));
+  if (video.srcObject !== stream) video.srcObject = stream;
+  video.play().catch(() => {
+    // Autoplay with sound was refused: one click turns it on.
+    $("play-audio").hidden = false;
+  });
+}
+
+/** @param {RTCPeerConnectionState} connection */
+function onPeerState(connection) {
+  if (connection === "connected") {
+    setMediaConnected(true);
+    setConnection(t("Connected"));
+    updatePath();
+  } else if (connection === "disconnected" || connection === "failed") {
+    setMediaConnected(false);
+    setConnection(t("Reconnecting…"));
+    scheduleIceRestart(connection === "failed" ? 0 : 3000);
+  } else if (connection === "connecting" || connection === "new") {
+    setConnection(t("Connecting…"));
+  }
+}
+
+/** The impolite side restarts ICE, with fresh relay credentials. */
+function scheduleIceRestart(/** @type {number} */ delay) {
+  if (role !== "therapist" || state.restartTimer) return;
+  state.restartTimer = setTimeout(() => {
+    state.restartTimer = null;
+    const pc = state.peer?.pc;
+    if (!pc || pc.connectionState === "connected") return;
+    if (!state.signaling?.send({ type: "ice" })) state.peer?.restartIce();
+    scheduleIceRestart(8000);
+  }, delay);
+}
+
+/** @param {boolean} connected */
+function setMediaConnected(connected) {
+  if (state.mediaConnected === connected) return;
+  state.mediaConnected = connected;
+  sendMedia(connected);
+  if (state.heartbeat) clearInterval(state.heartbeat);
+  state.heartbeat = null;
+  if (connected) {
+    const seconds = state.welcome?.heartbeatSeconds ?? 10;
+    state.heartbeat = setInterval(
+      () => state.signaling?.send({ type: "heartbeat" }),
+      seconds * 1000,
+    );
+  }
+}
+
+/** @param {boolean} connected */
+function sendMedia(connected) {
+  state.signaling?.send({ type: "media", state: connected ? "connected" : "lost" });
+}
+
+async function updatePath() {
+  const stats = await state.peer?.stats();
+  if (!stats) return;
+  const relayed = stats.candidateType === "relay" || stats.remoteCandidateType === "relay";
+  const region = state.welcome?.ice?.relayRegion;
+  $("call-path").textContent = relayed
+    ? t("Relayed through a server in {region}", { region: region || "?" })
+    : t("Direct connection");
+}
+
+// -- controls ---------------------------------------------------------------
+
+function wireControls() {
+  $("mute").addEventListener("click", () => {
+    const track = state.local?.stream.getAudioTracks()[0];
+    if (!track) return;
+    track.enabled = !track.enabled;
+    $("mute").textContent = track.enabled ? t("Mute") : t("Unmute");
+  });
+  $("camera").addEventListener("click", toggleCamera);
+  $("play-audio").addEventListener("click", () => {
+    /** @type {HTMLVideoElement} */ ($("remote-video")).play();
+    $("play-audio").hidden = true;
+  });
+  $("end")?.addEventListener("click", () => {
+    state.signaling?.send({ type: "end" });
+  });
+  $("hangup")?.addEventListener("click", () => {
+    state.signaling?.close(true);
+    finish("left");
+  });
+  $("admit")?.addEventListener("click", () => state.signaling?.send({ type: "admit" }));
+  $("decline")?.addEventListener("click", () => state.signaling?.send({ type: "decline" }));
+}
+
+async function toggleCamera() {
+  const local = state.local;
+  if (!local) return;
+  const current = local.stream.getVideoTracks()[0];
+  if (current) {
+    // Stop the track so that the camera's light goes off, too.
+    current.stop();
+    local.stream.removeTrack(current);
+    await state.peer?.setVideoTrack(null);
+    $("camera").textContent = t("Camera on");
+    return;
+  }
+  try {
+    const track = await openCamera();
+    local.stream.addTrack(track);
+    await state.peer?.setVideoTrack(track);
+    $("camera").textContent = t("Camera off");
+  } catch {
+    notice(t("The camera could not be started."));
+  }
+}
+
+// -- page states ------------------------------------------------------------
+
+/** @param {string} text */
+function setConnection(text) {
+  $("connection-state").textContent = text;
+}
+
+/** @param {string} text */
+function notice(text) {
+  $("notice").textContent = text;
+  $("notice").hidden = false;
+}
+
+function showDeviceNote() {
+  const local = state.local;
+  if (!local) return;
+  let text = "";
+  if (!local.audio) {
+    text = t("Your microphone is not available: you can see and hear, but not speak.");
+  } else if (!local.video) {
+    text = t("Your camera is not available: you join with sound only.");
+    $("camera").textContent = t("Camera on");
+  }
+  if (!text) return;
+  notice(text);
+  const note = document.getElementById("device-note");
+  if (note) {
+    note.textContent = text;
+    note.hidden = false;
+  }
+}
+
+/** @param {HTMLVideoElement} video */
+function attachPreview(video) {
+  if (state.local) video.srcObject = state.local.stream;
+}
+
+function startMicMeter() {
+  const track = state.local?.stream.getAudioTracks()[0];
+  if (!track) return;
+  const context = new AudioContext();
+  const analyser = context.createAnalyser();
+  analyser.fftSize = 512;
+  context.createMediaStreamSource(new MediaStream([track])).connect(analyser);
+  const samples = new Float32Array(analyser.fftSize);
+  const bar = $("mic-level");
+  const draw = () => {
+    if (state.inCall || state.finished) return context.close();
+    analyser.getFloatTimeDomainData(samples);
+    const rms = Math.sqrt(samples.reduce((sum, x) => sum + x * x, 0) / samples.length);
+    bar.style.width = `${Math.min(100, Math.round(rms * 400))}%`;
+    bar.dataset.level = String(rms);
+    requestAnimationFrame(draw);
+  };
+  draw();
+}
+
+const LINK_TEXTS = {
+  ended: ["The session has ended.", "Thank you. You can close this window."],
+  declined: [
+    "You were not admitted.",
+    "Your therapist could not admit you this time. This link no longer works.",
+  ],
+  expired: ["This link has expired.", "Please ask your therapist for a new link."],
+  invalid: [
+    "This link is not valid.",
+    "Please check the link, or ask your therapist for a new one.",
+  ],
+  in_use: [
+    "This link is already in use.",
+    "Someone is already in this session with this link. If that is you, close the other window first.",
+  ],
+  replaced: ["The call continues in another window.", "You can close this one."],
+  left: ["You left the call.", "You can close this window."],
+  outdated: ["This page is out of date.", "Please reload the page."],
+};
+
+/** @param {string} reason */
+function showLinkState(reason) {
+  const [title, text] = LINK_TEXTS[/** @type {"ended"} */ (reason)] ?? LINK_TEXTS.invalid;
+  $("link-state-title").textContent = t(title);
+  $("link-state-text").textContent = t(text);
+  $("link-state").dataset.state = reason;
+  $("link-state").hidden = false;
+}
+
+/** The call is over for this page; say why, release camera and mic. */
+function finish(/** @type {string} */ reason) {
+  if (state.finished) return;
+  state.finished = true;
+  state.inCall = false;
+  if (reason !== "replaced" && reason !== "in_use") {
+    sessionStorage.removeItem(RESUME_KEY);
+    if (reason !== "left") sessionStorage.removeItem(INVITE_KEY);
+  }
+  if (state.heartbeat) clearInterval(state.heartbeat);
+  state.peer?.close();
+  state.signaling?.close();
+  state.local?.stream.getTracks().forEach((track) => track.stop());
+  for (const id of ["call", "waiting", "setup", "lobby"]) {
+    const element = document.getElementById(id);
+    if (element) element.hidden = true;
+  }
+  const [title, text] = LINK_TEXTS[/** @type {"ended"} */ (reason)] ?? LINK_TEXTS.ended;
+  $("closed-title").textContent = t(title);
+  $("closed-text").textContent = t(text);
+  $("closed").dataset.state = reason;
+  $("closed").hidden = false;
+}
+
+await loadCatalog();
+wireControls();
+if (role === "client") await startClient();
+else await startTherapist();
