@@ -49,8 +49,14 @@ test("safety code changes when any fingerprint or public key changes", async () 
   const variants = [
     { ...baseCode, fingerprints: ["sha-256 AA:01:03", FP_B] },
     { ...baseCode, fingerprints: [FP_A, "sha-256 BB:03:05"] },
-    { ...baseCode, impolitePublicKey: Uint8Array.from(bytes(32, 1), (b, i) => (i ? b : 9)) },
-    { ...baseCode, politePublicKey: Uint8Array.from(bytes(32, 2), (b, i) => (i === 31 ? 7 : b)) },
+    {
+      ...baseCode,
+      impolitePublicKey: Uint8Array.from(bytes(32, 1), (b, i) => (i ? b : 9)),
+    },
+    {
+      ...baseCode,
+      politePublicKey: Uint8Array.from(bytes(32, 2), (b, i) => (i === 31 ? 7 : b)),
+    },
     // swapping the roles of the keys changes the code too
     { ...baseCode, impolitePublicKey: bytes(32, 2), politePublicKey: bytes(32, 1) },
   ];
@@ -60,7 +66,7 @@ test("safety code changes when any fingerprint or public key changes", async () 
   }
 });
 
-test("safety code is the same on both sides whatever the fingerprint order", async () => {
+test("fingerprint order is the same from both sides", async () => {
   const a = canonicalFingerprints([FP_A], [FP_B]);
   const b = canonicalFingerprints([FP_B], [FP_A]);
   assert.deepEqual(a, b);
@@ -110,7 +116,9 @@ test("epoch keys differ by direction and encrypt differently", async () => {
   const iv = buildNonce(0, 0, 1, 0);
   const plain = bytes(16, 0);
   const enc = async (/** @type {CryptoKey} */ k) =>
-    Buffer.from(await crypto.subtle.encrypt({ name: "AES-GCM", iv }, k, plain)).toString("hex");
+    Buffer.from(
+      await crypto.subtle.encrypt({ name: "AES-GCM", iv }, k, plain),
+    ).toString("hex");
   assert.notEqual(await enc(keys[0]), await enc(keys[1]));
   assert.equal(chain.length, 32);
   const second = await deriveEpochKeys(secret, { epoch: 2, chain, fingerprints: fps });
@@ -121,7 +129,11 @@ test("trailer round-trips and unencrypted frames have none", () => {
   const t = encodeTrailer({ epoch: 0x1234, stream: 3, counter: 0xdeadbeef });
   const frame = new Uint8Array(40);
   frame.set(t, frame.length - TRAILER_BYTES);
-  assert.deepEqual(parseTrailer(frame), { epochLow: 0x34, stream: 3, counter: 0xdeadbeef });
+  assert.deepEqual(parseTrailer(frame), {
+    epochLow: 0x34,
+    stream: 3,
+    counter: 0xdeadbeef,
+  });
   assert.equal(parseTrailer(new Uint8Array(40)), null);
   assert.equal(parseTrailer(t), null, "too short to hold a tag");
   assert.equal(TAG_BYTES, 16);
@@ -160,7 +172,9 @@ test("nonces never repeat across directions, streams and rotations", () => {
       const s = senders[Math.floor(Math.random() * senders.length)];
       const n = s.counter.take(epoch);
       assert.notEqual(n, null);
-      const nonce = Buffer.from(buildNonce(s.direction, s.stream, epoch, n)).toString("hex");
+      const nonce = Buffer.from(buildNonce(s.direction, s.stream, epoch, n)).toString(
+        "hex",
+      );
       assert.ok(!seen.has(nonce), `nonce repeated: ${nonce}`);
       seen.add(nonce);
     }

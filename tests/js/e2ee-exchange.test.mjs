@@ -132,9 +132,14 @@ test("a man in the middle who swaps keys gets different safety codes", async () 
   // the middle replaces the polite key; the commit-reveal still passes
   // because the middle does not touch the impolite side's key
   const { impolite, polite } = pair();
-  const other = await crypto.subtle.generateKey({ name: "X25519" }, true, ["deriveBits"]);
+  const other = await crypto.subtle.generateKey({ name: "X25519" }, true, [
+    "deriveBits",
+  ]);
   const otherPub = new Uint8Array(
-    await crypto.subtle.exportKey("raw", /** @type {CryptoKeyPair} */ (other).publicKey),
+    await crypto.subtle.exportKey(
+      "raw",
+      /** @type {CryptoKeyPair} */ (other).publicKey,
+    ),
   );
   polite.tamper = (m) => (m.t === "key" ? { ...m, pub: toBase64(otherPub) } : m);
   impolite.exchange.begin();
@@ -144,7 +149,10 @@ test("a man in the middle who swaps keys gets different safety codes", async () 
 });
 
 test("different fingerprints seen by the two sides give different codes", async () => {
-  const impolite = participant(false, { local: FP_IMPOLITE, remote: ["sha-256 CC:CC"] });
+  const impolite = participant(false, {
+    local: FP_IMPOLITE,
+    remote: ["sha-256 CC:CC"],
+  });
   const polite = participant(true, { local: FP_POLITE, remote: FP_IMPOLITE });
   impolite.peer = polite;
   polite.peer = impolite;
@@ -175,7 +183,9 @@ test("renewals raise the epoch and switch senders only after ready", async () =>
     assert.ok(await keysMatch(impolite.sendKeys.get(e), polite.receiveKeys.get(e)));
     assert.ok(await keysMatch(polite.sendKeys.get(e), impolite.receiveKeys.get(e)));
   }
-  const readyBeforeSwitch = polite.sent.findIndex((m) => m.t === "ready" && m.epoch === 6);
+  const readyBeforeSwitch = polite.sent.findIndex(
+    (m) => m.t === "ready" && m.epoch === 6,
+  );
   assert.ok(readyBeforeSwitch >= 0);
 });
 
@@ -194,7 +204,14 @@ test("a polite restart asks for a new exchange with a higher epoch", async () =>
 
 test("malformed messages are dropped without failing", async () => {
   const { impolite, polite } = pair();
-  for (const m of [null, 5, {}, { t: "reveal" }, { t: "key", x: 1, pub: "!!" }, { t: "toString" }]) {
+  for (const m of [
+    null,
+    5,
+    {},
+    { t: "reveal" },
+    { t: "key", x: 1, pub: "!!" },
+    { t: "toString" },
+  ]) {
     impolite.exchange.receive(m);
     polite.exchange.receive(m);
   }

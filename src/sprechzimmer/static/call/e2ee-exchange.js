@@ -301,7 +301,11 @@ export class KeyExchange {
     const subtle = globalThis.crypto.subtle;
     const peerKey = await subtle.importKey("raw", peerPub, CURVE, false, []);
     const secret = new Uint8Array(
-      await subtle.deriveBits({ name: "X25519", public: peerKey }, pair.privateKey, 256),
+      await subtle.deriveBits(
+        { name: "X25519", public: peerKey },
+        pair.privateKey,
+        256,
+      ),
     );
     const { local, remote } = this.hooks.fingerprints();
     const fingerprints = canonicalFingerprints(local, remote);
@@ -365,7 +369,9 @@ async function generatePair() {
 
 /** @param {CryptoKeyPair} pair */
 async function exportPublic(pair) {
-  return new Uint8Array(await globalThis.crypto.subtle.exportKey("raw", pair.publicKey));
+  return new Uint8Array(
+    await globalThis.crypto.subtle.exportKey("raw", pair.publicKey),
+  );
 }
 
 function randomId() {
@@ -390,6 +396,10 @@ function isId(value) {
 
 /** @param {unknown} value @returns {value is number} */
 function isEpoch(value) {
-  return typeof value === "number" && Number.isInteger(value) && value >= 0
-    && value <= MAX_EPOCH;
+  return (
+    typeof value === "number" &&
+    Number.isInteger(value) &&
+    value >= 0 &&
+    value <= MAX_EPOCH
+  );
 }

@@ -166,7 +166,12 @@ function receiver(kind) {
       plain = await crypto.subtle.decrypt(
         {
           name: "AES-GCM",
-          iv: buildNonce(1 - state.direction, trailer.stream, found.epoch, trailer.counter),
+          iv: buildNonce(
+            1 - state.direction,
+            trailer.stream,
+            found.epoch,
+            trailer.counter,
+          ),
           additionalData: concatBytes(head, tail),
         },
         found.key,

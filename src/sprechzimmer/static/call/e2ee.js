@@ -201,8 +201,10 @@ export class E2EE {
         local: parseFingerprints(this.pc.localDescription?.sdp || ""),
         remote: parseFingerprints(this.pc.remoteDescription?.sdp || ""),
       }),
-      installReceiveKey: (epoch, key) => this.request({ type: "receiveKey", epoch, key }),
-      useSendKey: (epoch, key) => this.worker?.postMessage({ type: "sendKey", epoch, key }),
+      installReceiveKey: (epoch, key) =>
+        this.request({ type: "receiveKey", epoch, key }),
+      useSendKey: (epoch, key) =>
+        this.worker?.postMessage({ type: "sendKey", epoch, key }),
       safetyCode: (words) =>
         this.update({ safetyCode: words.join(" "), safetyCodeParts: words }),
       established: (epoch) => this.onEstablished(epoch),

@@ -7,6 +7,7 @@
 // exactly 64 words: each one carries 6 bits of the code.
 
 /** @type {readonly string[]} */
+// prettier-ignore
 export const SAFETY_WORDS = Object.freeze([
   "Alarm", "Album", "Atlas", "Baby", "Ball", "Banjo", "Burger", "Butter",
   "Cello", "Cowboy", "Delta", "Disco", "Donut", "Echo", "Film", "Finger",
