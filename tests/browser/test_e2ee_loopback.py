@@ -7,11 +7,13 @@ side (client), each with fake camera and microphone.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import Page
 
+from tests.browser.e2ee_checks import key_channel_values, leaked_values
 from tests.browser.static_site import serve
 from tests.conftest import seconds
 
@@ -79,6 +81,21 @@ def test_both_directions_decode_encrypted_media_with_one_code(loopback):
         assert side["e2ee"]["decryptFailures"] == 0
         assert side["e2ee"]["unencryptedRefused"] == 0
         assert side["e2ee"]["epoch"] == 1
+
+
+def test_key_channel_carries_commit_key_reveal_and_ready(loopback):
+    """The exchange runs commit, key, reveal, ready; its values are findable."""
+    start(loopback)
+    wait_for(loopback, '[i, p].every(s => s.e2ee.status === "encrypted")')
+    messages = loopback.evaluate("() => window.loopback.channelMessages('impolite')")
+    kinds = [json.loads(m)["t"] for m in messages]
+    assert kinds[:3] == ["commit", "key", "reveal"]
+    assert kinds.count("ready") == 2
+    values = key_channel_values(messages)
+    # commitment, two public keys; each in several text forms
+    assert len(values) >= 3 * 4
+    assert leaked_values(messages, messages)
+    assert leaked_values(['{"type": "offer", "sdp": "v=0"}'], messages) == []
 
 
 def test_sender_bytes_differ_after_the_transform(loopback):

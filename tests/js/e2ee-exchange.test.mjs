@@ -222,3 +222,31 @@ test("malformed messages are dropped without failing", async () => {
   await settle();
   assert.deepEqual(polite.established, [1]);
 });
+
+test("an impolite restart runs a new commit-reveal and keeps epochs rising", async () => {
+  const { impolite, polite } = pair();
+  impolite.exchange.begin();
+  await settle();
+  impolite.exchange.begin();
+  await settle();
+  const commits = impolite.sent.filter((m) => m.t === "commit");
+  assert.equal(commits.length, 2);
+  assert.notEqual(commits[0].x, commits[1].x);
+  assert.deepEqual(impolite.established, [1, 2]);
+  assert.deepEqual(polite.established, [1, 2]);
+  assert.deepEqual(impolite.code, polite.code);
+});
+
+test("messages of an earlier exchange are ignored", async () => {
+  const { impolite, polite } = pair();
+  impolite.exchange.begin();
+  await settle();
+  const oldReveal = impolite.sent.find((m) => m.t === "reveal");
+  impolite.exchange.begin();
+  await settle();
+  polite.exchange.receive(oldReveal);
+  polite.exchange.receive({ t: "ready", x: oldReveal.x, epoch: 1 });
+  await settle();
+  assert.equal(polite.failure, null);
+  assert.deepEqual(polite.established, [1, 2]);
+});

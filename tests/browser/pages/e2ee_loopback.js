@@ -123,10 +123,18 @@ async function capture(side, count) {
   };
 }
 
+/**
+ * One side's key channel messages (JSON text), from the E2EE test hook.
+ * @param {"impolite" | "polite"} side
+ */
+function channelMessages(side) {
+  return call.e2ees[SIDES.indexOf(side)]?.test?.channelMessages() ?? [];
+}
+
 function stop() {
   for (const e2ee of call.e2ees) e2ee?.close();
   for (const pc of call.pcs) pc.close();
 }
 
 // @ts-ignore: the test's entry point
-window.loopback = { start, stats, sample, capture, stop };
+window.loopback = { start, stats, sample, capture, channelMessages, stop };

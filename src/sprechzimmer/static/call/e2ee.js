@@ -88,7 +88,12 @@ export class E2EE {
     /** @type {WeakSet<RTCRtpTransceiver>} */
     this.attached = new WeakSet();
     this.exchange = new KeyExchange(this.polite, this.exchangeHooks());
-    if (options.testHooks) this.test = this.testHooks();
+    /** @type {string[] | null} key channel messages, kept for tests only */
+    this.channelLog = null;
+    if (options.testHooks) {
+      this.channelLog = [];
+      this.test = this.testHooks();
+    }
   }
 
   /** Create the key channel and attach the transform to every transceiver. */
@@ -225,12 +230,16 @@ export class E2EE {
 
   /** @param {object} message */
   send(message) {
-    if (this.channel?.readyState === "open") this.channel.send(JSON.stringify(message));
+    if (this.channel?.readyState !== "open") return;
+    const data = JSON.stringify(message);
+    this.channelLog?.push(data);
+    this.channel.send(data);
   }
 
   /** @param {unknown} data */
   onChannelMessage(data) {
     if (typeof data !== "string" || data.length > 4096) return;
+    this.channelLog?.push(data);
     let message;
     try {
       message = JSON.parse(data);
@@ -294,6 +303,12 @@ export class E2EE {
     return {
       /** Replace every receive key, now and later, with a random one. */
       useWrongReceiveKey: () => this.worker?.postMessage({ type: "wrongReceiveKey" }),
+      /**
+       * Every key channel message sent or received, as JSON text, so that
+       * a test can look for its public keys and commitments elsewhere.
+       * @returns {string[]}
+       */
+      channelMessages: () => [...(this.channelLog || [])],
       /**
        * The next frames' bytes before and after the sender's transform.
        * @param {number} [count]
