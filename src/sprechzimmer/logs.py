@@ -8,9 +8,15 @@ FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 class DropClientAddresses(logging.Filter):
-    """Drop uvicorn's per-connection lines: they carry the client address."""
+    """Drop uvicorn's per-connection lines: they carry the client address.
+
+    Its debug lines are dropped whole: they print request headers (the
+    login cookie) and WebSocket frames (names, session descriptions).
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno <= logging.DEBUG:
+            return False
         message = str(record.msg)
         if "WebSocket" in message and "%s" in message:
             return False

@@ -61,6 +61,7 @@ class Person:
     page: Page
     requests: list[str] = field(default_factory=list)
     ws_frames: list[str] = field(default_factory=list)
+    console: list[str] = field(default_factory=list)
 
 
 @pytest.fixture
@@ -74,11 +75,15 @@ def people(browser) -> Iterator[callable]:
         person = Person(context, page)
         page.on("request", lambda request: person.requests.append(request.url))
         page.on("websocket", lambda ws: _capture(ws, person))
+        page.on("console", lambda m: person.console.append(f"{m.type}: {m.text}"))
+        page.on("pageerror", lambda e: person.console.append(f"error: {e}"))
         made.append(person)
         return person
 
     yield make
-    for person in made:
+    for index, person in enumerate(made):
+        # Shown by pytest only when the test failed.
+        print(f"--- console of person {index}:", *person.console[-30:], sep="\n")
         person.context.close()
 
 
