@@ -1,0 +1,465 @@
+// Sending-profile decisions from WebRTC statistics: a pure module.
+//
+// No browser API is used here, so the same code runs in the call page and
+// in Node's test runner on recorded getStats sequences. The controller
+// (quality.js) turns each getStats report into a Snapshot (quality-stats.js)
+// and feeds it to decideProfile() every two seconds.
+//
+// The policy in one paragraph: the budget is the lower of the browser's
+// available outgoing bitrate and the peer's advertised limit, reduced when
+// packets are lost. A profile is kept while the budget stays above its
+// "keep" rate; a collapse far below it acts at once, a slight shortfall
+// must last two decisions. Going up is one step at a time after a few
+// clean decisions. Chrome's estimate cannot rise far above what is being
+// sent (it is "application limited"), so a step up is also allowed when
+// the estimate has headroom over the current profile: raising maxBitrate
+// makes Chrome probe. A failed probe doubles the wait before the next one,
+// unless the estimate has since grown past the one the probe failed at.
+
+/** @typedef {"audio-only" | "low" | "medium" | "high"} Profile */
+/** @typedef {"good" | "fair" | "poor"} QualityWord */
+
+/**
+ * @typedef {object} PeerAdvice
+ * @property {number | null} maxKbps  what the peer can take, null = no limit
+ * @property {Profile | null} maxProfile  the peer's decode limit
+ * @property {Profile | null} [profile]  what the peer itself sends
+ */
+
+/**
+ * One decision's view of the statistics; null where the browser had none.
+ * @typedef {object} Snapshot
+ * @property {number | null} availableKbps  outgoing estimate of the path
+ * @property {number | null} sendLoss  fraction of our packets the peer lost
+ * @property {number | null} recvLoss  fraction of the peer's packets lost
+ * @property {number | null} rttMs
+ * @property {number | null} jitterMs  of the audio we receive
+ * @property {number | null} [sendKbps]
+ * @property {number | null} [recvKbps]
+ * @property {number | null} [sendFps]
+ * @property {number | null} [recvFps]
+ * @property {string | null} limitation  qualityLimitationReason of video
+ * @property {number | null} [decodeMsPerFrame]
+ * @property {number | null} [droppedFrameRatio]  of received video
+ * @property {PeerAdvice | null} [peer]
+ */
+
+/** Profiles from the least to the most demanding. */
+export const PROFILES = Object.freeze(
+  /** @type {Profile[]} */ (["audio-only", "low", "medium", "high"]),
+);
+
+// Opus at 32 kbit/s with in-band FEC, plus RTP/UDP/IP, SRTP and the E2EE
+// frame header at 50 packets/s.
+export const AUDIO_KBPS = 64;
+
+/**
+ * Video encoding of each profile; applied with RTCRtpSender.setParameters.
+ * @type {Readonly<Record<Profile, {videoKbps: number,
+ *   scaleResolutionDownBy: number, maxFramerate: number}>>}
+ */
+export const PROFILE_VIDEO = Object.freeze({
+  "audio-only": { videoKbps: 0, scaleResolutionDownBy: 4, maxFramerate: 15 },
+  low: { videoKbps: 120, scaleResolutionDownBy: 4, maxFramerate: 15 },
+  medium: { videoKbps: 500, scaleResolutionDownBy: 2, maxFramerate: 24 },
+  high: { videoKbps: 1200, scaleResolutionDownBy: 1, maxFramerate: 30 },
+});
+
+export const DEFAULT_OPTIONS = Object.freeze({
+  /** The first profile, before any statistics arrived. */
+  initialProfile: /** @type {Profile} */ ("high"),
+  /** Decisions at the start while Chrome's estimate is still ramping. */
+  warmupDecisions: 2,
+  /** Clean decisions in a row before a step up. */
+  holdDecisions: 2,
+  /** Upper bound of the doubled wait after failed steps up; it also
+   * bounds how long paused video waits once the network is back. */
+  maxHoldDecisions: 8,
+  /** The estimate must exceed a failed probe's by this to skip the wait. */
+  ceilingMargin: 1.15,
+  /** A step down this soon after a step up counts as a failed probe. */
+  probeWindow: 15,
+  /** Decisions at one profile after which the wait is reset. */
+  settleDecisions: 30,
+  /** Loss at or below this is clean. */
+  cleanLoss: 0.02,
+  /** A step up on estimate headroom needs this much over the current rate. */
+  headroom: 1.25,
+  /** The keep rate is the audio plus this share of the video rate. */
+  keepShare: 0.6,
+  /** Entering a profile on the estimate alone needs this over its rate. */
+  enterFactor: 1.3,
+  /** Below this share of the keep rate a collapse acts at once. */
+  severeShare: 0.6,
+  /** RTT samples kept for the baseline. */
+  rttWindow: 15,
+});
+
+/** @typedef {typeof DEFAULT_OPTIONS} PolicyOptions */
+
+/**
+ * The policy's memory between decisions; treat as opaque.
+ * @typedef {object} PolicyState
+ * @property {Profile} profile
+ * @property {number} decisions  decisions made so far
+ * @property {number} clean  clean decisions in a row that allow a step up
+ * @property {number} short  decisions in a row below the keep rate
+ * @property {number | null} shortBudget  the larger budget of that run
+ * @property {number} hold  clean decisions needed for the next step up
+ * @property {number} since  decisions at the current profile
+ * @property {boolean} probing  the last change was a step up
+ * @property {number | null} probeBudget  the budget the last step up saw
+ * @property {number | null} ceiling  the budget of the last failed probe
+ * @property {number} grown  clean decisions in a row above the ceiling
+ * @property {number[]} rtts  recent RTTs for the baseline
+ */
+
+/**
+ * A new policy state.
+ * @param {Partial<PolicyOptions>} [options]
+ * @returns {PolicyState}
+ */
+export function initialPolicyState(options = {}) {
+  const opts = { ...DEFAULT_OPTIONS, ...options };
+  return {
+    profile: opts.initialProfile,
+    decisions: 0,
+    clean: 0,
+    short: 0,
+    shortBudget: null,
+    hold: opts.holdDecisions,
+    since: 0,
+    probing: false,
+    probeBudget: null,
+    ceiling: null,
+    grown: 0,
+    rtts: [],
+  };
+}
+
+/** @param {Profile} profile */
+export function rank(profile) {
+  return PROFILES.indexOf(profile);
+}
+
+/** @param {Profile} a @param {Profile} b @returns {Profile} */
+export function lowerProfile(a, b) {
+  return rank(a) <= rank(b) ? a : b;
+}
+
+/** Total send rate of a profile in kbit/s. @param {Profile} profile */
+export function profileKbps(profile) {
+  return AUDIO_KBPS + PROFILE_VIDEO[profile].videoKbps;
+}
+
+/**
+ * The budget a profile needs to be kept.
+ * @param {Profile} profile @param {PolicyOptions} opts
+ */
+export function keepKbps(profile, opts = DEFAULT_OPTIONS) {
+  if (profile === "audio-only") return 0;
+  return AUDIO_KBPS + opts.keepShare * PROFILE_VIDEO[profile].videoKbps;
+}
+
+/**
+ * Below this budget there is no room for any video next to the audio.
+ * @param {PolicyOptions} [opts]
+ */
+export function audioOnlyBelowKbps(opts = DEFAULT_OPTIONS) {
+  return keepKbps("low", opts);
+}
+
+/**
+ * The budget of one snapshot: estimate and peer limit, less for loss.
+ * @param {Snapshot} snap
+ * @returns {number | null}
+ */
+export function budgetKbps(snap) {
+  const limits = [snap.availableKbps, snap.peer?.maxKbps].filter(
+    (value) => typeof value === "number" && Number.isFinite(value),
+  );
+  if (limits.length === 0) return null;
+  const loss = snap.sendLoss ?? 0;
+  // GCC already lowers its estimate on loss over 10 %; this reacts to the
+  // loss a congested downlink or relay adds before the estimate does.
+  const factor = loss <= 0.02 ? 1 : Math.max(0.3, 1 - 2 * loss);
+  return Math.min(.../** @type {number[]} */ (limits)) * factor;
+}
+
+/**
+ * The highest profile the caps allow: the peer's decode limit, our CPU.
+ * @param {PolicyState} state @param {Snapshot} snap
+ * @returns {Profile}
+ */
+function capProfile(state, snap) {
+  let cap = /** @type {Profile} */ ("high");
+  if (snap.peer?.maxProfile && PROFILES.includes(snap.peer.maxProfile)) {
+    cap = lowerProfile(cap, snap.peer.maxProfile);
+  }
+  if (snap.limitation === "cpu" && rank(state.profile) > rank("low")) {
+    // The encoder cannot keep up: one step down, never to audio-only.
+    cap = lowerProfile(cap, PROFILES[rank(state.profile) - 1]);
+  }
+  return cap;
+}
+
+/**
+ * The highest profile at or below `from` whose keep rate fits the budget.
+ * @param {Profile} from @param {number} budget @param {PolicyOptions} opts
+ * @returns {Profile}
+ */
+function fitting(from, budget, opts) {
+  for (let i = rank(from); i > 0; i -= 1) {
+    if (budget >= keepKbps(PROFILES[i], opts)) return PROFILES[i];
+  }
+  return "audio-only";
+}
+
+/**
+ * The estimate that allows a probe from a profile to the next: headroom
+ * over what the profile sends, and the next profile's keep rate where an
+ * application-limited estimate can show it (about 1.5 times the rate).
+ * @param {Profile} profile @param {PolicyOptions} opts
+ */
+export function upKbps(profile, opts = DEFAULT_OPTIONS) {
+  const now = profileKbps(profile);
+  const next = PROFILES[Math.min(rank(profile) + 1, PROFILES.length - 1)];
+  return Math.max(opts.headroom * now, Math.min(keepKbps(next, opts), 1.4 * now));
+}
+
+/** @param {PolicyState} state @param {Snapshot} snap @param {PolicyOptions} opts */
+function isClean(state, snap, opts) {
+  if ((snap.sendLoss ?? 0) > opts.cleanLoss) return false;
+  if (snap.rttMs == null || state.rtts.length === 0) return true;
+  const base = Math.min(...state.rtts);
+  // Queues building up show as RTT above the path's own before loss does.
+  return snap.rttMs <= Math.max(2 * base, base + 100);
+}
+
+/**
+ * Whether the budget allows one step up from the current profile.
+ * @param {PolicyState} state @param {Snapshot} snap
+ * @param {number} budget @param {PolicyOptions} opts
+ */
+function roomToGrow(state, snap, budget, opts) {
+  const next = PROFILES[rank(state.profile) + 1];
+  if (budget >= opts.enterFactor * profileKbps(next)) return true;
+  if (state.profile === "audio-only") {
+    // With video paused the estimate cannot grow; a clean path is the
+    // only evidence, so try the lowest video and learn from the result.
+    return budget >= AUDIO_KBPS;
+  }
+  // qualityLimitationReason says "bandwidth" also while the encoder ramps
+  // its resolution up after a change, so only the CPU counts against.
+  if (snap.limitation === "cpu") return false;
+  return budget >= upKbps(state.profile, opts);
+}
+
+/**
+ * One decision: the profile to send with after this snapshot.
+ * @param {PolicyState} state
+ * @param {Snapshot} snap
+ * @param {Partial<PolicyOptions>} [options]
+ * @returns {{state: PolicyState, profile: Profile, changed: boolean,
+ *   reason: string}}
+ */
+export function decideProfile(state, snap, options = {}) {
+  const opts = { ...DEFAULT_OPTIONS, ...options };
+  const next = { ...state, decisions: state.decisions + 1, grown: 0 };
+  next.since = state.since + 1;
+  // A step up that held long enough clears the memory of failed ones.
+  if (state.probing && next.since >= opts.settleDecisions) {
+    next.hold = opts.holdDecisions;
+  }
+  if (state.probing && next.since >= opts.probeWindow) next.ceiling = null;
+
+  const budget = budgetKbps(snap);
+  const cap = capProfile(state, snap);
+  const result = (/** @type {Profile} */ profile, /** @type {string} */ why) =>
+    finish(state, next, snap, profile, why, opts);
+
+  // caps act at once
+  if (rank(cap) < rank(state.profile)) return result(cap, "cap");
+  if (budget == null) return result(state.profile, "no estimate");
+
+  // going down
+  const target = fitting(state.profile, budget, opts);
+  if (target !== state.profile) {
+    const severe = budget < opts.severeShare * keepKbps(state.profile, opts);
+    const warm = next.decisions > opts.warmupDecisions;
+    if (severe && (warm || target === "audio-only")) {
+      return result(target, "collapse");
+    }
+    next.short = state.short + 1;
+    next.shortBudget = Math.max(state.shortBudget ?? 0, budget);
+    next.clean = 0;
+    if (next.short >= 2 && warm) {
+      // The kinder of the two budgets, so one bad reading is not decisive.
+      return result(fitting(state.profile, next.shortBudget, opts), "short");
+    }
+    return result(state.profile, "short, waiting");
+  }
+  next.short = 0;
+  next.shortBudget = null;
+
+  // going up, one step at a time
+  const top = state.profile === "high" || rank(state.profile) >= rank(cap);
+  if (top || !isClean(state, snap, opts)) {
+    next.clean = 0;
+    return result(state.profile, top ? "at cap" : "not clean");
+  }
+  if (!roomToGrow(state, snap, budget, opts)) {
+    next.clean = 0;
+    return result(state.profile, "no headroom");
+  }
+  next.clean = state.clean + 1;
+  const grown =
+    state.ceiling != null && budget > opts.ceilingMargin * state.ceiling;
+  next.grown = grown ? state.grown + 1 : 0;
+  const wait = next.grown >= opts.holdDecisions ? next.grown : state.hold;
+  if (next.clean >= wait) {
+    next.probeBudget = budget;
+    return result(PROFILES[rank(state.profile) + 1], "step up");
+  }
+  return result(state.profile, "clean, waiting");
+}
+
+/**
+ * Book-keeping common to every decision.
+ * @param {PolicyState} before @param {PolicyState} next @param {Snapshot} snap
+ * @param {Profile} profile @param {string} reason @param {PolicyOptions} opts
+ */
+function finish(before, next, snap, profile, reason, opts) {
+  if (snap.rttMs != null) {
+    next.rtts = [...before.rtts, snap.rttMs].slice(-opts.rttWindow);
+  }
+  const changed = profile !== before.profile;
+  if (changed) {
+    const down = rank(profile) < rank(before.profile);
+    if (down && before.probing && before.since < opts.probeWindow) {
+      // The last step up did not hold: wait twice as long next time, or
+      // until the estimate clearly beats the one that misled us.
+      next.hold = Math.min(before.hold * 2, opts.maxHoldDecisions);
+      next.ceiling = before.probeBudget;
+    }
+    next.profile = profile;
+    next.probing = !down;
+    next.since = 0;
+    next.clean = 0;
+    next.short = 0;
+    next.shortBudget = null;
+  }
+  return { state: next, profile, changed, reason };
+}
+
+/**
+ * Run the policy over a whole sequence; for tests and offline analysis.
+ * @param {Snapshot[]} snapshots
+ * @param {Partial<PolicyOptions>} [options]
+ * @returns {Profile[]} the profile after each snapshot
+ */
+export function decideSequence(snapshots, options = {}) {
+  let state = initialPolicyState(options);
+  const profiles = [];
+  for (const snap of snapshots) {
+    const decision = decideProfile(state, snap, options);
+    state = decision.state;
+    profiles.push(decision.profile);
+  }
+  return profiles;
+}
+
+/**
+ * The word for one direction of the call, from what the path does to the
+ * packets and what it leaves room for.
+ * @param {{loss: number | null, rttMs: number | null,
+ *   jitterMs?: number | null, roomFor?: Profile | null}} m
+ *   roomFor: the best profile the path carries, when known
+ * @returns {QualityWord}
+ */
+export function qualityWord(m) {
+  const loss = m.loss ?? 0;
+  const rtt = m.rttMs ?? 0;
+  const jitter = m.jitterMs ?? 0;
+  const room = m.roomFor ? rank(m.roomFor) : rank("high");
+  if (loss > 0.1 || rtt > 600 || jitter > 100 || room < rank("low")) {
+    return "poor";
+  }
+  if (loss > 0.02 || rtt > 250 || jitter > 30 || room < rank("medium")) {
+    return "fair";
+  }
+  return "good";
+}
+
+/**
+ * Quality of what we send and of what we receive. The send side knows its
+ * budget; the receive side only what arrives (a peer without a camera
+ * sends little, which says nothing about the path).
+ * @param {Snapshot} snap
+ * @returns {{send: QualityWord, recv: QualityWord}}
+ */
+export function qualityWords(snap) {
+  const budget = budgetKbps(snap);
+  return {
+    send: qualityWord({
+      loss: snap.sendLoss,
+      rttMs: snap.rttMs,
+      roomFor: budget == null ? null : fitting("high", budget, DEFAULT_OPTIONS),
+    }),
+    recv: qualityWord({
+      loss: snap.recvLoss,
+      rttMs: snap.rttMs,
+      jitterMs: snap.jitterMs,
+    }),
+  };
+}
+
+/**
+ * Memory of the receive side between decisions.
+ * @typedef {{lossy: number, slow: number, calm: number,
+ *   cap: Profile | null}} AdviceState
+ */
+
+/** @returns {AdviceState} */
+export function initialAdviceState() {
+  return { lossy: 0, slow: 0, calm: 0, cap: null };
+}
+
+/**
+ * What to tell the peer we can take: a downlink limit while what arrives
+ * is being lost, and a decode limit when our CPU drops frames.
+ * @param {AdviceState} state
+ * @param {Snapshot} snap
+ * @param {{calmDecisions?: number}} [options]
+ * @returns {{state: AdviceState, advice: PeerAdvice}}
+ */
+export function adviseReceive(state, snap, options = {}) {
+  const calmDecisions = options.calmDecisions ?? 15;
+  const lossy = (snap.recvLoss ?? 0) >= 0.05 ? state.lossy + 1 : 0;
+  const frameMs = snap.recvFps ? 1000 / snap.recvFps : 1000 / 30;
+  const struggling =
+    (snap.droppedFrameRatio ?? 0) > 0.15 ||
+    (snap.decodeMsPerFrame ?? 0) > 0.8 * frameMs;
+  const slow = struggling ? state.slow + 1 : 0;
+
+  let maxKbps = null;
+  if (lossy >= 2 && snap.recvKbps) {
+    maxKbps = Math.max(AUDIO_KBPS, Math.round(0.85 * snap.recvKbps));
+  }
+
+  // A decode limit is lifted only after a long calm spell, or the peer
+  // would climb back into the overload at once.
+  let cap = state.cap;
+  let calm = struggling ? 0 : state.calm + 1;
+  const sent = snap.peer?.profile;
+  if (slow >= 2 && sent && rank(sent) > rank("low")) {
+    cap = PROFILES[rank(sent) - 1];
+    calm = 0;
+  } else if (cap && calm >= calmDecisions) {
+    cap = null;
+  }
+  return {
+    state: { lossy, slow: slow >= 2 ? 0 : slow, calm, cap },
+    advice: { maxKbps, maxProfile: cap },
+  };
+}

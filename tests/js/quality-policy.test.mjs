@@ -1,0 +1,327 @@
+// Unit tests of the sending-profile policy (static/call/quality-policy.js)
+// on synthetic stats sequences. Recorded Chromium sequences are replayed in
+// quality-recorded.test.mjs.
+
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import {
+  AUDIO_KBPS,
+  PROFILES,
+  adviseReceive,
+  audioOnlyBelowKbps,
+  budgetKbps,
+  decideProfile,
+  decideSequence,
+  initialAdviceState,
+  initialPolicyState,
+  keepKbps,
+  profileKbps,
+  qualityWord,
+  qualityWords,
+  rank,
+  upKbps,
+} from "../../src/sprechzimmer/static/call/quality-policy.js";
+
+/**
+ * A snapshot with a clean path unless told otherwise.
+ * @param {number | null} availableKbps
+ * @param {Record<string, any>} [extra]
+ */
+function snap(availableKbps, extra = {}) {
+  return {
+    availableKbps,
+    sendLoss: 0,
+    recvLoss: 0,
+    rttMs: 30,
+    jitterMs: 5,
+    limitation: "none",
+    peer: null,
+    ...extra,
+  };
+}
+
+/** n copies of a snapshot. */
+const repeat = (/** @type {number} */ n, /** @type {any} */ s) =>
+  Array.from({ length: n }, () => s);
+
+/** A small seeded generator, so that "random" noise is the same each run. */
+function random(seed) {
+  let x = seed >>> 0;
+  return () => {
+    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
+    return x / 2 ** 32;
+  };
+}
+
+/** Indexes where the profile changed. @param {string[]} profiles */
+function changes(profiles) {
+  const out = [];
+  for (let i = 1; i < profiles.length; i += 1) {
+    if (profiles[i] !== profiles[i - 1]) out.push(i);
+  }
+  return out;
+}
+
+const STEADY = repeat(10, snap(3000));
+
+test("a clean fast path keeps the high profile", () => {
+  const profiles = decideSequence(repeat(60, snap(3000)));
+  assert.deepEqual(new Set(profiles), new Set(["high"]));
+});
+
+test("an abrupt collapse reaches low at the first decision after it", () => {
+  const profiles = decideSequence([...STEADY, ...repeat(10, snap(200))]);
+  assert.equal(profiles[9], "high");
+  assert.equal(profiles[10], "low");
+  assert.deepEqual(new Set(profiles.slice(10)), new Set(["low"]));
+});
+
+test("a gradual collapse, as the estimate falls, reaches low in two", () => {
+  const falling = [snap(700), snap(260), ...repeat(8, snap(200))];
+  const profiles = decideSequence([...STEADY, ...falling]);
+  assert.ok(rank(profiles[10]) <= rank("high"));
+  assert.equal(profiles[11], "low", `got ${profiles.slice(10, 12)}`);
+});
+
+test("a collapse with heavy loss reaches low within two decisions", () => {
+  const lossy = snap(400, { sendLoss: 0.15, rttMs: 400 });
+  const profiles = decideSequence([...STEADY, ...repeat(6, lossy)]);
+  assert.ok(rank(profiles[11]) <= rank("low"), `got ${profiles[11]}`);
+});
+
+test("below the floor audio needs the video is paused at once", () => {
+  const profiles = decideSequence([...STEADY, ...repeat(5, snap(50))]);
+  assert.equal(profiles[10], "audio-only");
+  assert.ok(50 < AUDIO_KBPS);
+});
+
+test("with no room for video next to the audio, audio only in two", () => {
+  const thin = audioOnlyBelowKbps() - 20;
+  const profiles = decideSequence([
+    ...STEADY,
+    snap(600),
+    ...repeat(5, snap(thin)),
+  ]);
+  assert.equal(profiles[11], "audio-only", `got ${profiles.slice(10, 13)}`);
+});
+
+test("recovery climbs one step at a time, waiting between steps", () => {
+  const seq = [...STEADY, ...repeat(10, snap(50)), ...repeat(30, snap(4000))];
+  const profiles = decideSequence(seq);
+  assert.equal(profiles[19], "audio-only");
+  const steps = changes(profiles).filter((i) => i > 19);
+  assert.deepEqual(
+    steps.map((i) => profiles[i]),
+    ["low", "medium", "high"],
+  );
+  for (const i of steps) {
+    assert.equal(rank(profiles[i]) - rank(profiles[i - 1]), 1);
+  }
+  for (let k = 1; k < steps.length; k += 1) {
+    assert.ok(steps[k] - steps[k - 1] >= 2, "a step waits for clean decisions");
+  }
+  assert.ok(steps.at(-1) - 20 <= 10, "high again within 20 s of plenty");
+});
+
+test("recovery on an application-limited estimate probes up", () => {
+  // Chrome's estimate stays near 1.5 times what is sent: at low it never
+  // shows the rate medium needs, so the step up must come from headroom.
+  const seq = [...STEADY, ...repeat(6, snap(200))];
+  seq.push(...repeat(20, snap(1.5 * profileKbps("low"))));
+  const profiles = decideSequence(seq);
+  assert.equal(profiles[15], "low");
+  assert.ok(profiles.slice(16).includes("medium"));
+});
+
+test("a failed probe doubles the wait before the next one", () => {
+  let state = initialPolicyState();
+  const run = (/** @type {any} */ s) => {
+    const d = decideProfile(state, s);
+    state = d.state;
+    return d.profile;
+  };
+  for (const s of repeat(10, snap(3000))) run(s);
+  for (const s of repeat(3, snap(200))) run(s);
+  assert.equal(state.profile, "low");
+  const baseHold = state.hold;
+
+  // headroom at low, but medium does not hold
+  const probe = snap(upKbps("low") + 5);
+  let steps = 0;
+  while (state.profile === "low" && steps < 20) {
+    run(probe);
+    steps += 1;
+  }
+  assert.equal(state.profile, "medium");
+  run(snap(keepKbps("medium") * 0.7));
+  run(snap(keepKbps("medium") * 0.7));
+  assert.equal(state.profile, "low");
+  assert.equal(state.hold, 2 * baseHold);
+
+  // the same estimate again waits the doubled hold
+  let waited = 0;
+  while (state.profile === "low" && waited < 20) {
+    run(probe);
+    waited += 1;
+  }
+  assert.equal(waited, 2 * baseHold);
+});
+
+test("a grown estimate skips the doubled wait after a failed probe", () => {
+  let state = initialPolicyState({ initialProfile: "low" });
+  const run = (/** @type {any} */ s) => {
+    state = decideProfile(state, s).state;
+  };
+  for (const s of repeat(2, snap(270))) run(s);
+  assert.equal(state.profile, "medium");
+  run(snap(200));
+  run(snap(200));
+  assert.equal(state.profile, "low");
+  assert.equal(state.hold, 4);
+  run(snap(1.2 * 270));
+  run(snap(1.2 * 270));
+  assert.equal(state.profile, "medium");
+});
+
+test("noise inside a profile's band does not change the profile", () => {
+  for (const [level, profile] of [
+    [2400, "high"],
+    [500, "medium"],
+    [200, "low"],
+  ]) {
+    const next = random(level);
+    const seq = Array.from({ length: 150 }, () =>
+      snap(level * (0.8 + 0.4 * next()), {
+        sendLoss: 0.02 * next(),
+        rttMs: 30 + 40 * next(),
+        // the encoder reports bandwidth while it ramps, at random here
+        limitation: next() < 0.3 ? "bandwidth" : "none",
+      }),
+    );
+    const start = /** @type {any} */ (profile);
+    const profiles = decideSequence(seq, {
+      initialProfile: start,
+      headroom: 1.6,
+    });
+    assert.deepEqual(changes(profiles), [], `${profile} at ${level}`);
+  }
+});
+
+test("noise across a threshold changes the profile rarely", () => {
+  const next = random(7);
+  const level = keepKbps("high");
+  const seq = Array.from({ length: 150 }, () =>
+    snap(level * (0.75 + 0.5 * next()), {
+      sendLoss: next() < 0.1 ? 0.05 : 0,
+      rttMs: 30 + 60 * next(),
+    }),
+  );
+  const profiles = decideSequence(seq);
+  const moves = changes(profiles);
+  assert.ok(moves.length <= 6, `${moves.length} changes in 5 minutes`);
+  for (let k = 1; k < moves.length; k += 1) {
+    assert.ok(moves[k] - moves[k - 1] >= 2, "no flapping between decisions");
+  }
+});
+
+test("loss spikes alone on a fast path do not lower the profile", () => {
+  const next = random(3);
+  const seq = Array.from({ length: 100 }, () =>
+    snap(2500, { sendLoss: next() < 0.2 ? 0.08 : 0, rttMs: 20 + 30 * next() }),
+  );
+  assert.deepEqual(new Set(decideSequence(seq)), new Set(["high"]));
+});
+
+test("a single bad reading during a steady call is ignored", () => {
+  const seq = [...STEADY, snap(600), ...repeat(10, snap(3000))];
+  assert.deepEqual(new Set(decideSequence(seq)), new Set(["high"]));
+});
+
+test("the start ignores Chrome's low first estimate while it ramps", () => {
+  const seq = [snap(300), snap(900), ...repeat(10, snap(2500))];
+  assert.deepEqual(new Set(decideSequence(seq)), new Set(["high"]));
+});
+
+test("the peer's limit is obeyed when lower than our own estimate", () => {
+  const peer = { maxKbps: 250, maxProfile: null, profile: "high" };
+  const seq = [...STEADY, ...repeat(5, snap(3000, { peer }))];
+  const profiles = decideSequence(seq);
+  assert.equal(profiles[10], "low");
+  assert.equal(budgetKbps(snap(3000, { peer })), 250);
+  assert.equal(budgetKbps(snap(100, { peer })), 100);
+});
+
+test("the peer's decode limit caps the profile at once", () => {
+  const peer = { maxKbps: null, maxProfile: "medium", profile: "high" };
+  const profiles = decideSequence([...STEADY, ...repeat(10, snap(3000, { peer }))]);
+  assert.equal(profiles[10], "medium");
+  assert.deepEqual(new Set(profiles.slice(10)), new Set(["medium"]));
+});
+
+test("our own CPU limit steps down once but never pauses video", () => {
+  const busy = snap(3000, { limitation: "cpu" });
+  const profiles = decideSequence([...STEADY, ...repeat(20, busy)]);
+  assert.equal(profiles[10], "medium");
+  assert.ok(profiles.every((p) => rank(p) >= rank("low")));
+});
+
+test("missing statistics keep the current profile", () => {
+  const profiles = decideSequence([...STEADY, ...repeat(5, snap(null))]);
+  assert.deepEqual(new Set(profiles), new Set(["high"]));
+});
+
+test("profiles are ordered and their rates grow", () => {
+  assert.deepEqual(PROFILES, ["audio-only", "low", "medium", "high"]);
+  for (let i = 1; i < PROFILES.length; i += 1) {
+    assert.ok(profileKbps(PROFILES[i]) > profileKbps(PROFILES[i - 1]));
+    assert.ok(keepKbps(PROFILES[i]) < profileKbps(PROFILES[i]));
+  }
+});
+
+test("quality words follow loss, delay, jitter and room", () => {
+  assert.equal(qualityWord({ loss: 0, rttMs: 40, jitterMs: 5 }), "good");
+  assert.equal(qualityWord({ loss: 0.04, rttMs: 40 }), "fair");
+  assert.equal(qualityWord({ loss: 0, rttMs: 300 }), "fair");
+  assert.equal(qualityWord({ loss: 0.2, rttMs: 40 }), "poor");
+  assert.equal(qualityWord({ loss: 0, rttMs: 40, jitterMs: 150 }), "poor");
+  assert.equal(qualityWord({ loss: 0, rttMs: 40, roomFor: "low" }), "fair");
+  assert.equal(
+    qualityWord({ loss: 0, rttMs: 40, roomFor: "audio-only" }),
+    "poor",
+  );
+  assert.deepEqual(qualityWords(snap(3000)), { send: "good", recv: "good" });
+  assert.deepEqual(qualityWords(snap(60, { recvLoss: 0.03 })), {
+    send: "poor",
+    recv: "fair",
+  });
+  assert.deepEqual(qualityWords(snap(null)), { send: "good", recv: "good" });
+});
+
+test("receive advice limits the peer while what arrives is lost", () => {
+  let state = initialAdviceState();
+  const lossy = snap(null, { recvLoss: 0.1, recvKbps: 400 });
+  let out = adviseReceive(state, lossy);
+  assert.equal(out.advice.maxKbps, null, "one lossy reading is not enough");
+  out = adviseReceive(out.state, lossy);
+  assert.equal(out.advice.maxKbps, 340);
+  out = adviseReceive(out.state, snap(null, { recvKbps: 300 }));
+  assert.equal(out.advice.maxKbps, null, "lifted when loss is gone");
+  state = out.state;
+  assert.equal(state.lossy, 0);
+});
+
+test("decode trouble caps the peer one step below, lifted after calm", () => {
+  const peer = { maxKbps: null, maxProfile: null, profile: "high" };
+  const slow = snap(null, { recvFps: 30, decodeMsPerFrame: 40, peer });
+  let out = adviseReceive(initialAdviceState(), slow);
+  out = adviseReceive(out.state, slow);
+  assert.equal(out.advice.maxProfile, "medium");
+  const calm = snap(null, { recvFps: 24, decodeMsPerFrame: 8, peer });
+  for (let i = 0; i < 14; i += 1) {
+    out = adviseReceive(out.state, { ...calm, peer: { ...peer, profile: "medium" } });
+    assert.equal(out.advice.maxProfile, "medium", `calm decision ${i}`);
+  }
+  out = adviseReceive(out.state, calm);
+  assert.equal(out.advice.maxProfile, null);
+});
