@@ -41,6 +41,7 @@ class Seat:
     role: Role
     label: str
     relay_only: bool = False
+    last_sample: float = 0.0
 
 
 @dataclass
@@ -52,8 +53,8 @@ class Signaling:
     registry: Registry
     #: ``relay_only -> RTCConfiguration-like dict`` with fresh credentials.
     ice_config: Callable[[bool], dict]
-    #: Stores an anonymous quality sample (``quality`` package).
-    on_quality: Callable[[dict], Awaitable[None]] | None = None
+    #: Takes an anonymous quality sample: ``(session_id, raw sample)``.
+    on_quality: Callable[[str, dict], Awaitable[None]] | None = None
 
     async def serve(self, websocket: WebSocket) -> None:
         """Run one participant's connection from hello to close."""
@@ -213,8 +214,12 @@ class Signaling:
         await self._apply(seat, lambda room: room.heartbeat(conn, now_ms(), interval))
 
     async def _on_quality(self, seat: Seat, message) -> None:
-        if self.on_quality is not None:
-            await self.on_quality(message.sample)
+        # Browsers sample every 30 s; more than one in 5 s is dropped.
+        now = time.monotonic()
+        if self.on_quality is None or now - seat.last_sample < 5:
+            return
+        seat.last_sample = now
+        await self.on_quality(seat.session_id, message.sample)
 
     async def _on_ice(self, seat: Seat, message) -> None:
         ice = self.ice_config(seat.relay_only)

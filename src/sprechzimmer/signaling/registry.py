@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from starlette.websockets import WebSocket, WebSocketState
 
+from ..quality.samples import new_call_tag
 from ..rooms.events import EventKind, Role
 from ..rooms.room import Action, Close, Finish, Record, Room, Send
 from ..store.clock import now_ms
@@ -84,6 +85,10 @@ class Registry:
         self._rooms: dict[str, Room] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._connections: dict[str, Connection] = {}
+        # A random tag per live call for quality samples; never stored with
+        # the session, and forgotten with the room.
+        self._call_tags: dict[str, str] = {}
+        self._paths_counted: set[str] = set()
         #: Called with the room after every change (metrics hook).
         self.on_change: Callable[[], None] = lambda: None
 
@@ -99,6 +104,19 @@ class Registry:
 
     def rooms(self) -> list[Room]:
         return list(self._rooms.values())
+
+    def call_tag(self, session_id: str) -> str:
+        """The live call's random tag for its quality samples."""
+        if session_id not in self._call_tags:
+            self._call_tags[session_id] = new_call_tag()
+        return self._call_tags[session_id]
+
+    def first_path_report(self, session_id: str) -> bool:
+        """True once per live call: count its path in the metrics then."""
+        if session_id in self._paths_counted:
+            return False
+        self._paths_counted.add(session_id)
+        return True
 
     async def apply(
         self,
@@ -150,6 +168,8 @@ class Registry:
         if not within_grace:
             self._rooms.pop(room.session_id, None)
             self._locks.pop(room.session_id, None)
+            self._call_tags.pop(room.session_id, None)
+            self._paths_counted.discard(room.session_id)
 
     def _restore(self, session_id: str) -> Room:
         """A room for a session, with what the database says about it.

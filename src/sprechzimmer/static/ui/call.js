@@ -4,11 +4,13 @@
  * (signaling, peer, media) to the page. The client's invite token comes
  * from the URL fragment and leaves the address bar at once.
  */
-import { loadCatalog, t } from "./i18n.js";
+import { N_, loadCatalog, t } from "./i18n.js";
 import { chime } from "./chime.js";
 import { Signaling } from "../call/signaling.js";
 import { Peer } from "../call/peer.js";
 import { openCamera, openLocalMedia } from "../call/media.js";
+import { E2EE } from "../call/e2ee.js";
+import { QualityController } from "../call/quality.js";
 
 const role = /** @type {"therapist"|"client"} */ (document.body.dataset.role);
 const sessionId = document.body.dataset.session ?? null;
@@ -22,6 +24,8 @@ const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
 const state = {
   /** @type {Signaling|null} */ signaling: null,
   /** @type {Peer|null} */ peer: null,
+  /** @type {E2EE|null} */ e2ee: null,
+  /** @type {QualityController|null} */ quality: null,
   /** @type {string|null} */ remoteInstance: null,
   /** @type {any} */ welcome: null,
   iceAt: 0,
@@ -44,7 +48,17 @@ Object.defineProperty(window, "sprechzimmer", {
     get signaling() {
       return state.signaling;
     },
-    stats: async () => (state.peer ? state.peer.stats() : null),
+    get e2ee() {
+      return state.e2ee;
+    },
+    get quality() {
+      return state.quality;
+    },
+    stats: async () => {
+      if (!state.peer) return null;
+      const stats = await state.peer.stats();
+      return { ...stats, e2ee: state.e2ee ? { ...state.e2ee.state } : null };
+    },
   },
 });
 
@@ -236,6 +250,8 @@ function iceConfiguration() {
 
 /** @param {string} remoteInstance */
 function newPeer(remoteInstance) {
+  state.e2ee?.close();
+  state.quality?.stop();
   state.peer?.close();
   state.remoteInstance = remoteInstance;
   setMediaConnected(false);
@@ -246,8 +262,67 @@ function newPeer(remoteInstance) {
     sendSignal: (signal) => state.signaling?.send({ type: "signal", ...signal }),
     onremotestream: showRemote,
     onconnectionstate: onPeerState,
+    onsetup: attachLayers,
   });
   setConnection(t("Connecting…"));
+}
+
+/**
+ * Encryption and quality control join every new peer connection before
+ * its first offer: a frame never leaves unencrypted.
+ * @param {RTCPeerConnection} pc
+ */
+function attachLayers(pc) {
+  const welcome = state.welcome ?? {};
+  state.e2ee = new E2EE(pc, {
+    polite: role === "client",
+    rotationSeconds: welcome.keyRotationSeconds,
+    testHooks: Boolean(welcome.testHooks),
+    onchange: renderE2EE,
+  });
+  state.e2ee.start();
+  state.quality = new QualityController(pc, {
+    sampleSeconds: welcome.qualitySampleSeconds,
+    onchange: renderQuality,
+    counters: () => ({ decryptFailures: state.e2ee?.state.decryptFailures ?? 0 }),
+    onsample: (sample) => state.signaling?.send({ type: "quality", sample }),
+  });
+  state.quality.start();
+  renderE2EE(state.e2ee.state);
+}
+
+/** @param {import("../call/e2ee.js").E2EEState} e2ee */
+function renderE2EE(e2ee) {
+  const words = {
+    negotiating: t("Setting up encryption…"),
+    encrypted: t("End-to-end encrypted (key {epoch})", { epoch: e2ee.epoch }),
+    failed: t("Encryption failed: no media is sent"),
+  };
+  const element = $("e2ee-state");
+  element.textContent = words[e2ee.status] ?? words.negotiating;
+  element.dataset.status = e2ee.status;
+  element.dataset.epoch = String(e2ee.epoch);
+  $("safety-code").textContent = e2ee.safetyCode ?? "–";
+  const compared = document.getElementById("compared");
+  if (compared) {
+    compared.hidden = !e2ee.safetyCode;
+    compared.textContent = e2ee.compared ? t("Compared ✓") : t("Mark as compared");
+  }
+  $("safety").dataset.compared = String(e2ee.compared);
+}
+
+/** @param {any} quality */
+function renderQuality(quality) {
+  const word = { good: t("good"), fair: t("fair"), poor: t("poor") };
+  $("quality").textContent = t("Quality: sending {send}, receiving {recv}", {
+    send: word[/** @type {"good"} */ (quality.sendQuality)] ?? "–",
+    recv: word[/** @type {"good"} */ (quality.recvQuality)] ?? "–",
+  });
+  $("quality").dataset.send = quality.sendQuality ?? "";
+  $("quality").dataset.recv = quality.recvQuality ?? "";
+  if (quality.videoPausedForAudio) {
+    notice(t("Video is paused to keep the sound clear."));
+  }
 }
 
 /** @param {MediaStream} stream */
@@ -340,6 +415,7 @@ function wireControls() {
     finish("left");
   });
   $("admit")?.addEventListener("click", () => state.signaling?.send({ type: "admit" }));
+  $("compared")?.addEventListener("click", () => state.e2ee?.markCompared());
   $("decline")?.addEventListener("click", () => state.signaling?.send({ type: "decline" }));
 }
 
@@ -422,24 +498,25 @@ function startMicMeter() {
   draw();
 }
 
+// Marked with N_ for extraction; translated with t() where shown.
 const LINK_TEXTS = {
-  ended: ["The session has ended.", "Thank you. You can close this window."],
+  ended: [N_("The session has ended."), N_("Thank you. You can close this window.")],
   declined: [
-    "You were not admitted.",
-    "Your therapist could not admit you this time. This link no longer works.",
+    N_("You were not admitted."),
+    N_("Your therapist could not admit you this time. This link no longer works."),
   ],
-  expired: ["This link has expired.", "Please ask your therapist for a new link."],
+  expired: [N_("This link has expired."), N_("Please ask your therapist for a new link.")],
   invalid: [
-    "This link is not valid.",
-    "Please check the link, or ask your therapist for a new one.",
+    N_("This link is not valid."),
+    N_("Please check the link, or ask your therapist for a new one."),
   ],
   in_use: [
-    "This link is already in use.",
-    "Someone is already in this session with this link. If that is you, close the other window first.",
+    N_("This link is already in use."),
+    N_("Someone is already in this session with this link. If that is you, close the other window first."),
   ],
-  replaced: ["The call continues in another window.", "You can close this one."],
-  left: ["You left the call.", "You can close this window."],
-  outdated: ["This page is out of date.", "Please reload the page."],
+  replaced: [N_("The call continues in another window."), N_("You can close this one.")],
+  left: [N_("You left the call."), N_("You can close this window.")],
+  outdated: [N_("This page is out of date."), N_("Please reload the page.")],
 };
 
 /** @param {string} reason */
@@ -461,6 +538,8 @@ function finish(/** @type {string} */ reason) {
     if (reason !== "left") sessionStorage.removeItem(INVITE_KEY);
   }
   if (state.heartbeat) clearInterval(state.heartbeat);
+  state.e2ee?.close();
+  state.quality?.stop();
   state.peer?.close();
   state.signaling?.close();
   state.local?.stream.getTracks().forEach((track) => track.stop());

@@ -16,6 +16,15 @@ export async function loadCatalog() {
 }
 
 /**
+ * Mark text for `pybabel extract` where it is defined (a table, say) and
+ * translated later with t(); returns the text unchanged.
+ * @param {string} text
+ */
+export function N_(text) {
+  return text;
+}
+
+/**
  * Translate, then fill {name} placeholders.
  * @param {string} text
  * @param {Record<string, string|number>} [values]
