@@ -89,7 +89,7 @@ both_up AS (
 ),
 per_session AS (
   SELECT session_id, MIN(start_ms) AS started_ms,
-    SUM(end_ms - start_ms) / 1000 AS billable_seconds,
+    CAST(SUM(end_ms - start_ms) AS BIGINT) / 1000 AS billable_seconds,
     SUM(CASE WHEN gap_ms >= :grace_ms THEN 1 ELSE 0 END) AS interruptions
   FROM both_up GROUP BY session_id
 ),
