@@ -24,6 +24,11 @@ LANGUAGE_COOKIE = "sz_lang"
 DEFAULT_LANGUAGE = "de"
 
 
+def N_(message: str) -> str:
+    """Mark text for ``pybabel extract``; it is translated where it is shown."""
+    return message
+
+
 def _po_path(language: str) -> Path:
     return LOCALE_DIR / language / "LC_MESSAGES" / "messages.po"
 
@@ -62,11 +67,23 @@ def choose_language(connection: HTTPConnection) -> str:
     chosen = connection.cookies.get(LANGUAGE_COOKIE)
     if chosen in LANGUAGES:
         return chosen
-    header = connection.headers.get("accept-language", "")
-    preferred = [
-        part.split(";")[0].strip().replace("-", "_")
-        for part in header.split(",")
-        if part.strip()
-    ]
+    preferred = _accepted(connection.headers.get("accept-language", ""))
     match = Locale.negotiate(preferred, list(LANGUAGES), sep="_")
     return str(match) if match else DEFAULT_LANGUAGE
+
+
+def _accepted(header: str) -> list[str]:
+    """Accept-Language tags as ``de_DE``, most wanted first, refused ones out."""
+    ranked: list[tuple[float, str]] = []
+    for part in header.split(",")[:32]:
+        tag, _, params = part.strip().partition(";")
+        quality = 1.0
+        if params.strip().startswith("q="):
+            try:
+                quality = float(params.strip()[2:])
+            except ValueError:
+                quality = 0.0
+        if tag and tag != "*" and quality > 0:
+            ranked.append((quality, tag.strip().replace("-", "_")))
+    # sorted() is stable: equal weights keep the order the browser sent.
+    return [tag for _, tag in sorted(ranked, key=lambda item: -item[0])]

@@ -14,7 +14,13 @@ from ..config import LANGUAGES
 from ..rooms.errors import NotAuthorised
 from .api import log_in, log_out, own_session, set_login_cookie
 from .deps import Services, optional_therapist, services
-from .i18n import LANGUAGE_COOKIE, browser_catalog, choose_language, translations
+from .i18n import (
+    LANGUAGE_COOKIE,
+    N_,
+    browser_catalog,
+    choose_language,
+    translations,
+)
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -52,7 +58,7 @@ def login_form(
     try:
         token = log_in(app, username, password)
     except NotAuthorised:
-        error = "Wrong therapist code or password."
+        error = N_("Wrong therapist code or password.")
         return render(request, "login.html", status=401, error=error)
     response = RedirectResponse("/dashboard", status_code=303)
     set_login_cookie(response, app, token)
