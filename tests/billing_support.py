@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 import pytest
 from hypothesis import strategies as st
-from sqlalchemy import create_engine, insert, text
+from sqlalchemy import create_engine, insert, select, text
 
 from sprechzimmer.rooms.billing import Event
 from sprechzimmer.store.billing import month_of
@@ -261,12 +261,22 @@ def fresh_database(backend: str, tmp_dir) -> Iterator[Database]:
         admin.dispose()
 
 
+_TABLES = (
+    "session_events",
+    "invites",
+    "sessions",
+    "billing_months",
+    "auth_tokens",
+    "quality_samples",
+    "therapists",
+)
+
+
 def clear(db: Database) -> None:
-    """Empty the tables the billing tests fill."""
+    """Empty the tables the billing and purge tests fill."""
     with db.engine.begin() as conn:
-        for table in ("session_events", "invites", "sessions", "billing_months"):
+        for table in _TABLES:
             conn.execute(text(f"DELETE FROM {table}"))
-        conn.execute(text("DELETE FROM therapists"))
 
 
 def seed(
@@ -277,25 +287,19 @@ def seed(
 ) -> None:
     """Store therapists, sessions and their events, times shifted by base."""
     names = sorted({therapist for therapist, _ in sessions.values()})
-    ids = {name: i + 1 for i, name in enumerate(names)}
     created = created_at or datetime.fromtimestamp(base_ms / 1000, UTC).replace(
         tzinfo=None
     )
     with db.session() as orm:
-        if names:
-            orm.execute(
-                insert(Therapist),
-                [
-                    dict(
-                        id=ids[name],
-                        username=name,
-                        password_hash="-",
-                        created_at=created,
-                        active=True,
-                    )
-                    for name in names
-                ],
-            )
+        ids = dict(orm.execute(select(Therapist.username, Therapist.id)).all())
+        for name in names:
+            if name not in ids:
+                therapist = Therapist(
+                    username=name, password_hash="-", created_at=created, active=True
+                )
+                orm.add(therapist)
+                orm.flush()
+                ids[name] = therapist.id
         for session_id, (therapist, _) in sessions.items():
             orm.add(
                 Session(
