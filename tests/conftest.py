@@ -70,7 +70,11 @@ def database_url(request, tmp_path_factory) -> Iterator[str]:
         yield url
         return
     with postgres_database() as url:
-        Database(url).migrate()
+        # Dispose of the migrating engine, or its pooled connection outlives
+        # the database and warns when collected.
+        migrating = Database(url)
+        migrating.migrate()
+        migrating.dispose()
         yield url
 
 
