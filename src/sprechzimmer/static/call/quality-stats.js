@@ -234,7 +234,7 @@ export function makeSample(readings, extra) {
   return {
     send_kbps: mean((r) => r.snapshot.sendKbps),
     recv_kbps: mean((r) => r.snapshot.recvKbps),
-    loss_pct: loss == null ? null : Math.min(100, loss * 100),
+    loss_pct: loss == null ? null : Math.min(100, loss),
     rtt_ms: mean((r) => r.snapshot.rttMs),
     jitter_ms: mean((r) => r.snapshot.jitterMs),
     fps: mean((r) => r.snapshot.recvFps),
