@@ -66,8 +66,12 @@ class Signaling:
         try:
             seat = await self._welcome(connection)
             await self._loop(seat)
-        except WebSocketDisconnect:
-            pass
+        except WebSocketDisconnect as disconnect:
+            # uvicorn refuses an oversized message itself (ws_max_size) and
+            # closes with 1009 before the application sees it.
+            if disconnect.code == errors.MESSAGE_TOO_BIG:
+                where = f"room {seat.label}" if seat else "hello"
+                log.info("%s: closed with 1009 (message too big)", where)
         except Exception as error:  # noqa: BLE001 - every error closes cleanly
             self._fail(connection, error, seat)
         finally:
@@ -199,7 +203,7 @@ class Signaling:
         }
 
     async def _on_signal(self, seat: Seat, message) -> None:
-        payload = message.model_dump(exclude={"type"}, exclude_none=True)
+        payload = message.model_dump(exclude={"type"}, exclude_unset=True)
         await self._apply(seat, lambda room: room.relay(seat.connection.id, payload))
 
     async def _on_media(self, seat: Seat, message) -> None:

@@ -24,6 +24,8 @@ TOO_BIG = 4413
 INVALID = 4422
 VERSION = 4426
 INTERNAL = 1011
+#: Sent by uvicorn itself for a message over ``ws_max_message_bytes``.
+MESSAGE_TOO_BIG = 1009
 
 
 def close_for(error: Exception) -> tuple[int, str, dict]:
