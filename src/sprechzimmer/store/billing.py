@@ -32,37 +32,39 @@ _LIFE_KINDS = f"('{K.HEARTBEAT}', '{K.MEDIA_CONNECTED}')"
 
 # Per session: billable stretches (both roles' media up), their gaps, and
 # from them the session's seconds and interruptions. __CANDIDATES__ is a
-# SELECT of session ids; the steps mirror rooms/billing.py.
+# SELECT of session ids; the steps mirror rooms/billing.py. Heartbeats,
+# nearly all rows, pass through one GROUP BY only; everything after it
+# works on a few rows per session.
+_EVENTS = "session_events WHERE session_id IN (SELECT session_id FROM cand)"
 _PER_SESSION = f"""
 cand AS (__CANDIDATES__),
-ev AS (
-  SELECT e.session_id, e.at_ms, e.kind, e.role
-  FROM session_events e JOIN cand c ON c.session_id = e.session_id
-),
 ends AS (
-  SELECT session_id, MIN(at_ms) AS end_ms FROM ev
-  WHERE kind = '{K.SESSION_ENDED}' GROUP BY session_id
+  SELECT session_id, MIN(at_ms) AS end_ms FROM {_EVENTS}
+    AND kind = '{K.SESSION_ENDED}'
+  GROUP BY session_id
 ),
-live AS (
-  SELECT ev.session_id, ev.at_ms, ev.kind, ev.role
-  FROM ev LEFT JOIN ends ON ends.session_id = ev.session_id
-  WHERE ends.end_ms IS NULL OR ev.at_ms <= ends.end_ms
+seen AS (
+  SELECT session_id, role, MAX(at_ms) AS at_ms FROM {_EVENTS}
+    AND role IN {_ROLES} AND (kind IN {_STATE_KINDS} OR kind IN {_LIFE_KINDS})
+  GROUP BY session_id, role
+),
+changes AS (
+  SELECT session_id, role, at_ms, kind FROM {_EVENTS}
+    AND kind IN {_STATE_KINDS} AND role IN {_ROLES}
 ),
 roles AS (SELECT 'therapist' AS role UNION ALL SELECT 'client'),
 steps AS (
-  SELECT session_id, role, at_ms,
-    CASE kind WHEN '{K.MEDIA_CONNECTED}' THEN 0 ELSE 1 END AS rnk,
-    CASE kind WHEN '{K.MEDIA_CONNECTED}' THEN 1 ELSE 0 END AS up
-  FROM live WHERE kind IN {_STATE_KINDS} AND role IN {_ROLES}
+  SELECT c.session_id, c.role, c.at_ms,
+    CASE c.kind WHEN '{K.MEDIA_CONNECTED}' THEN 0 ELSE 1 END AS rnk,
+    CASE c.kind WHEN '{K.MEDIA_CONNECTED}' THEN 1 ELSE 0 END AS up
+  FROM changes c LEFT JOIN ends ON ends.session_id = c.session_id
+  WHERE ends.end_ms IS NULL OR c.at_ms <= ends.end_ms
   UNION ALL
-  SELECT live.session_id, roles.role, live.at_ms, 2, 0
-  FROM live CROSS JOIN roles WHERE live.kind = '{K.SESSION_ENDED}'
+  SELECT ends.session_id, roles.role, ends.end_ms, 2, 0
+  FROM ends CROSS JOIN roles
   UNION ALL
-  SELECT session_id, role, MAX(at_ms), 3, 0
-  FROM live WHERE role IN {_ROLES}
-    AND (kind IN {_STATE_KINDS} OR kind IN {_LIFE_KINDS})
-    AND session_id NOT IN (SELECT session_id FROM ends)
-  GROUP BY session_id, role
+  SELECT session_id, role, at_ms, 3, 0 FROM seen
+  WHERE session_id NOT IN (SELECT session_id FROM ends)
 ),
 deltas AS (
   SELECT session_id, at_ms,
