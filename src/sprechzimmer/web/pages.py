@@ -98,8 +98,10 @@ def client_call(request: Request) -> Response:
 
 @router.get("/lang/{language}")
 def switch_language(language: str, next: str = "/") -> Response:
-    # Only local paths, so the switch cannot be used as an open redirect.
-    target = next if next.startswith("/") and not next.startswith("//") else "/"
+    # Only local paths, so the switch cannot be used as an open redirect;
+    # browsers read "/\evil.example" like "//evil.example".
+    local = next.startswith("/") and next[1:2] not in ("/", "\\")
+    target = next if local else "/"
     response = RedirectResponse(target, status_code=303)
     if language in LANGUAGES:
         response.set_cookie(
