@@ -65,7 +65,9 @@ function row(session) {
   const client = document.createElement("td");
   client.textContent = session.client_id;
   const opened = document.createElement("td");
-  opened.textContent = new Date(session.created_at + "Z").toLocaleString();
+  // Dates in the page's language, not the browser's, like the text around them.
+  const openedAt = new Date(session.created_at + "Z");
+  opened.textContent = openedAt.toLocaleString(document.documentElement.lang);
   const state = document.createElement("td");
   const actions = document.createElement("td");
   if (session.state !== "open") {
