@@ -18,8 +18,10 @@ from ..quality.samples import Sample, SampleError, store_sample
 from ..relay.directory import RelayDirectory
 from ..signaling.endpoint import Signaling
 from ..signaling.registry import Registry
+from ..store.billing import close_open_intervals
 from ..store.clock import now_ms, utcnow
 from ..store.db import Database
+from ..store.purge import purge_loop
 from . import api, errors, pages
 from .deps import Services
 from .security import SecurityHeaders
@@ -61,13 +63,17 @@ def create_app(settings: Settings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(db.migrate)
+        # A previous process may have stopped mid-call (kill -9, power loss).
+        await asyncio.to_thread(close_open_intervals, db, now_ms())
         await relay.start()
         sweeper = asyncio.create_task(_sweep(registry))
+        purger = asyncio.create_task(purge_loop(db, settings))
         log.info("sprechzimmer %s ready in region %s", __version__, settings.region)
         try:
             yield
         finally:
             sweeper.cancel()
+            purger.cancel()
             await relay.stop()
             db.dispose()
 

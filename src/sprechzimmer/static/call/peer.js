@@ -4,10 +4,14 @@
  * pattern: the therapist is impolite, the client polite, so that offers
  * from both sides at the same instant cannot deadlock. DOM-free.
  *
- * Audio and video transceivers are created up front, both send-receive,
- * and never removed: turning the camera off and on swaps the track with
- * replaceTrack. So the encryption layer can wrap every sender and receiver
- * once, before the first offer.
+ * Only the impolite side offers first: it creates the audio and video
+ * transceivers. The polite side waits for that offer and sends on the
+ * transceivers the offer made, so that the call has exactly one audio and
+ * one video transceiver. (Transceivers that both sides added on their own
+ * would never be paired, and would need a second round of offers.) They
+ * are never removed: turning the camera off and on swaps the track with
+ * replaceTrack. So the encryption layer wraps every sender and receiver
+ * once, before the first answer or offer leaves.
  */
 
 /**
@@ -20,7 +24,7 @@
  * @property {(stream: MediaStream) => void} [onremotestream]
  * @property {(state: RTCPeerConnectionState) => void} [onconnectionstate]
  * @property {(pc: RTCPeerConnection) => void} [onsetup]
- *           called once the transceivers exist, before any offer
+ *           called once the transceivers exist, before any offer or answer
  */
 
 export class Peer {
@@ -34,21 +38,51 @@ export class Peer {
     this.ignoreOffer = false;
     this.settingRemoteAnswerPending = false;
     this.closed = false;
+    /** True once the transceivers exist and the layers are attached. */
+    this.ready = false;
 
-    const stream = options.localStream;
-    const audio = stream.getAudioTracks()[0] ?? null;
-    const video = stream.getVideoTracks()[0] ?? null;
-    this.audio = this.pc.addTransceiver(audio ?? "audio", {
-      direction: "sendrecv",
-      streams: [stream],
-    });
-    this.video = this.pc.addTransceiver(video ?? "video", {
-      direction: "sendrecv",
-      streams: [stream],
-    });
-    this.#preferAudio();
-    options.onsetup?.(this.pc);
+    /** @type {RTCRtpTransceiver|null} */
+    this.audio = null;
+    /** @type {RTCRtpTransceiver|null} */
+    this.video = null;
     this.#listen();
+    if (!this.polite) {
+      const stream = options.localStream;
+      const init = { direction: /** @type {const} */ ("sendrecv"), streams: [stream] };
+      const audio = stream.getAudioTracks()[0];
+      const video = stream.getVideoTracks()[0];
+      this.audio = this.pc.addTransceiver(audio ?? "audio", init);
+      this.video = this.pc.addTransceiver(video ?? "video", init);
+      this.#setUp();
+    }
+  }
+
+  /** Send our tracks on the transceivers the first offer created. */
+  async #adoptOffer() {
+    const stream = this.options.localStream;
+    for (const transceiver of this.pc.getTransceivers()) {
+      const kind = transceiver.receiver.track.kind;
+      if (kind === "audio" && !this.audio) this.audio = transceiver;
+      else if (kind === "video" && !this.video) this.video = transceiver;
+    }
+    // Layers first: no frame may leave before the encryption is in place.
+    this.#setUp();
+    for (const transceiver of [this.audio, this.video]) {
+      if (!transceiver) continue;
+      const kind = transceiver.receiver.track.kind;
+      const track = kind === "audio" ? stream.getAudioTracks()[0] : stream.getVideoTracks()[0];
+      transceiver.direction = "sendrecv";
+      if (track) {
+        await transceiver.sender.replaceTrack(track);
+        transceiver.sender.setStreams(stream);
+      }
+    }
+  }
+
+  #setUp() {
+    this.#preferAudio();
+    this.options.onsetup?.(this.pc);
+    this.ready = true;
   }
 
   /** Apply a description or candidate from the other side. */
@@ -67,6 +101,7 @@ export class Peer {
         this.settingRemoteAnswerPending = description.type === "answer";
         await pc.setRemoteDescription(description);
         this.settingRemoteAnswerPending = false;
+        if (description.type === "offer" && !this.ready) await this.#adoptOffer();
         if (description.type === "offer") {
           await pc.setLocalDescription();
           this.options.sendSignal({ description: pc.localDescription?.toJSON() });
@@ -92,7 +127,7 @@ export class Peer {
 
   /** Send this camera track, or none. */
   async setVideoTrack(/** @type {MediaStreamTrack|null} */ track) {
-    await this.video.sender.replaceTrack(track);
+    await this.video?.sender.replaceTrack(track);
   }
 
   /** Counters a person would notice: frames decoded, audio arriving. */
@@ -104,6 +139,9 @@ export class Peer {
       audioPacketsSent: 0,
       candidateType: /** @type {string|null} */ (null),
       remoteCandidateType: /** @type {string|null} */ (null),
+      connectionState: this.pc.connectionState,
+      iceConnectionState: this.pc.iceConnectionState,
+      signalingState: this.pc.signalingState,
     };
     const report = await this.pc.getStats();
     /** @type {Map<string, any>} */
@@ -136,6 +174,8 @@ export class Peer {
   #listen() {
     const pc = this.pc;
     pc.addEventListener("negotiationneeded", async () => {
+      // The polite side answers the first offer rather than making one.
+      if (!this.ready) return;
       try {
         this.makingOffer = true;
         await pc.setLocalDescription();
@@ -160,6 +200,7 @@ export class Peer {
 
   /** Opus first and audio marked as the most important traffic. */
   #preferAudio() {
+    if (!this.audio) return;
     const sender = this.audio.sender;
     const parameters = sender.getParameters();
     if (parameters.encodings && parameters.encodings.length) {
