@@ -264,9 +264,11 @@ async def test_purge_loop_purges_at_start(purge_db, monkeypatch):
     start = month_bounds(AUGUST)[0]
     seed(purge_db, {"old": ("dr-a", _call(600))}, start)
     done = threading.Event()
+    leads = []
 
-    def purge_once(db, settings_):
-        purge(db, settings_)
+    def purge_once(db, settings_, lead):
+        purge(db, settings_, lead=lead)
+        leads.append(lead)
         done.set()
 
     monkeypatch.setattr(purge_module, "purge", purge_once)
@@ -279,3 +281,16 @@ async def test_purge_loop_purges_at_start(purge_db, monkeypatch):
             await task
     assert _count(purge_db, "session_events") == 0
     assert _report(purge_db) == [("dr-a", 1, 599, 0)]
+    assert leads == [timedelta(days=1)]
+
+
+def test_purge_lead_deletes_a_day_early(purge_db):
+    """With a day's lead, events 89.5 days old go; 88.5 days old stay."""
+    clear(purge_db)
+    start = month_bounds(AUGUST)[0]
+    seed(purge_db, {"a": ("dr-a", _call(60))}, start)
+    seed(purge_db, {"b": ("dr-a", _call(60))}, start + DAY_MS)
+    now = _at(start + 89 * DAY_MS + DAY_MS // 2)
+    purge(purge_db, SETTINGS, now=now, lead=timedelta(days=1))
+    with purge_db.session() as orm:
+        assert orm.scalars(select(Session.id)).all() == ["b"]

@@ -70,10 +70,20 @@ class PurgeResult:
     deleted: dict[str, int]
 
 
-def purge(db: Database, settings: Settings, now: datetime | None = None) -> PurgeResult:
-    """Reduce and delete everything past its retention; safe to repeat."""
+def purge(
+    db: Database,
+    settings: Settings,
+    now: datetime | None = None,
+    lead: timedelta = timedelta(0),
+) -> PurgeResult:
+    """Reduce and delete everything past its retention; safe to repeat.
+
+    ``lead`` deletes that much earlier than the retention says, so that a
+    job that runs once per ``lead`` never keeps anything longer than the
+    retention.
+    """
     now = (now or datetime.now(UTC)).astimezone(UTC)
-    cutoff = now - timedelta(days=settings.retention_days)
+    cutoff = now - timedelta(days=settings.retention_days) + lead
     params = {
         # DateTime columns hold naive UTC
         "now": now.replace(tzinfo=None),
@@ -96,10 +106,16 @@ def purge(db: Database, settings: Settings, now: datetime | None = None) -> Purg
 
 
 async def purge_loop(db: Database, settings: Settings) -> None:
-    """Purge now and then once a day, until cancelled."""
+    """Purge now and then once a day, until cancelled.
+
+    Each run deletes a day ahead of the retention, so that nothing waits
+    for the next run past its last allowed day.
+    """
+    retention = timedelta(days=settings.retention_days)
+    lead = min(timedelta(seconds=PURGE_INTERVAL_SECONDS), retention / 2)
     while True:
         try:
-            await asyncio.to_thread(purge, db, settings)
+            await asyncio.to_thread(purge, db, settings, lead=lead)
         except Exception:
             # a failed purge is retried the next day; the server keeps going
             log.exception("purge failed")
