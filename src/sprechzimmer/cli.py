@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from . import logs
 from .config import Settings
+from .relay import coturn_config
 
 Command = Callable[[Settings, argparse.Namespace], int]
 
@@ -56,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     migrate = commands.add_parser("migrate", help="bring the database schema up")
     migrate.set_defaults(run=cmd_migrate)
+
+    coturn = commands.add_parser(
+        "coturn-config", help="print a hardened turnserver.conf for coturn"
+    )
+    coturn_config.add_arguments(coturn)
+    coturn.set_defaults(run=coturn_config.coturn_config_command)
     return parser
 
 

@@ -122,3 +122,17 @@ def test_command_has_no_loopback_switch():
     """The command line offers no way to allow loopback peers."""
     with pytest.raises(SystemExit):
         parse("--realm", "r", "--test-allow-loopback-peers")
+
+
+def test_sprechzimmer_coturn_config_prints_the_config(monkeypatch, capsys):
+    """`sprechzimmer coturn-config` prints the config for the env's secret."""
+    from sprechzimmer.cli import main
+
+    monkeypatch.setenv("SPRECHZIMMER_TURN_SECRET", "from-env")
+
+    status = main(["coturn-config", "--realm", "turn.example.de"])
+
+    assert status == 0
+    conf = capsys.readouterr().out.splitlines()
+    assert "static-auth-secret=from-env" in conf
+    assert "realm=turn.example.de" in conf
