@@ -166,3 +166,27 @@ def test_servers_without_secret_fail_construction():
     """TURN servers without a shared secret stop the start."""
     with pytest.raises(RelayConfigError, match="SPRECHZIMMER_TURN_SECRET"):
         RelayDirectory(settings((3478, "DE"), turn_secret=""))
+
+
+def test_malformed_url_fails_construction():
+    """A TURN URL without a host stops the start with a configuration error."""
+    relay_settings = settings()
+    relay_settings.turn_servers = [TurnServer(urls=["turn:"], region="DE")]
+
+    with pytest.raises(RelayConfigError, match="no host"):
+        RelayDirectory(relay_settings)
+
+
+async def test_status_names_each_server_and_its_health(stun_ports):
+    """status() lists each in-region server with its last known health."""
+    down = closed_port()
+    relay = await started(settings((stun_ports[0], "DE"), (down, "DE")))
+    try:
+        status = relay.status()
+    finally:
+        await relay.stop()
+
+    assert status == [
+        {"url": f"turn:127.0.0.1:{stun_ports[0]}", "region": "DE", "health": "healthy"},
+        {"url": f"turn:127.0.0.1:{down}", "region": "DE", "health": "unhealthy"},
+    ]

@@ -58,6 +58,19 @@ class RelayDirectory:
         """Stop the background health checks."""
         await self._monitor.stop()
 
+    def status(self) -> list[dict[str, str]]:
+        """Each in-region server's first URL, region and health (for probes
+        and metrics; operator data only)."""
+        monitor = self._monitor
+        return [
+            {
+                "url": server.urls[0],
+                "region": server.region,
+                "health": monitor.health(index),
+            }
+            for index, server in enumerate(monitor.servers)
+        ]
+
     def healthy_servers(self) -> list[TurnServer]:
         """Healthy servers in allowed regions, first choice first."""
         # Checked again here so that nothing foreign slips through a later
