@@ -232,7 +232,9 @@ test("a fast path sends high video and marks audio as high priority", async () =
 
 test("a collapse pauses the video to keep the audio", async () => {
   const reports = [report(2), report(4), report(6)];
-  for (let t = 8; t <= 14; t += 2) reports.push(report(t, { availableKbps: 50 }));
+  for (let t = 8; t <= 14; t += 2) {
+    reports.push(report(t, { availableKbps: 50, fractionLost: 0.2 }));
+  }
   const { pc, q } = setup(reports);
   q.start();
   for (let i = 0; i < reports.length; i += 1) await q.tick();
@@ -362,4 +364,18 @@ test("the stats reader turns counters into rates and fractions", () => {
   assert.equal(snapshot.limitation, "none");
   assert.ok(Math.abs(snapshot.decodeMsPerFrame - 4) < 1e-9);
   assert.equal(snapshot.droppedFrameRatio, 0);
+});
+
+test("stale or pause-spanning receiver reports are not counted as loss", () => {
+  const at = (/** @type {number} */ t, /** @type {number} */ stamp) => {
+    const stats = report(t, { fractionLost: 0.3 });
+    stats.find((s) => s.id === "RV").timestamp = stamp;
+    return stats;
+  };
+  // the same report again: the peer has not sent a new one
+  assert.equal(readStats(at(4, 1000), at(2, 1000)).snapshot.sendLoss, null);
+  // a new report after a long pause of the stream
+  assert.equal(readStats(at(4, 30_000), at(2, 1000)).snapshot.sendLoss, null);
+  // a new report in the usual rhythm
+  assert.equal(readStats(at(4, 3000), at(2, 1000)).snapshot.sendLoss, 0.3);
 });

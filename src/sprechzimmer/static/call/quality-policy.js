@@ -245,9 +245,10 @@ function roomToGrow(state, snap, budget, opts) {
   const next = PROFILES[rank(state.profile) + 1];
   if (budget >= opts.enterFactor * profileKbps(next)) return true;
   if (state.profile === "audio-only") {
-    // With video paused the estimate cannot grow; a clean path is the
-    // only evidence, so try the lowest video and learn from the result.
-    return budget >= AUDIO_KBPS;
+    // With video paused the estimate cannot grow (it stays near what the
+    // audio sends); a clean path is the only evidence, so try the lowest
+    // video and learn from the result.
+    return budget >= AUDIO_KBPS / 2;
   }
   // qualityLimitationReason says "bandwidth" also while the encoder ramps
   // its resolution up after a change, so only the CPU counts against.
@@ -284,6 +285,15 @@ export function decideProfile(state, snap, options = {}) {
 
   // going down
   const target = fitting(state.profile, budget, opts);
+  const pending =
+    state.probing &&
+    state.since === 0 &&
+    budget >= 0.9 * (state.probeBudget ?? Number.POSITIVE_INFINITY);
+  if (target !== state.profile && pending) {
+    // Right after a step up the estimate may not show Chrome's probe yet;
+    // it has not fallen, so wait for one more reading.
+    return result(state.profile, "probe pending");
+  }
   if (target !== state.profile) {
     const severe = budget < opts.severeShare * keepKbps(state.profile, opts);
     const warm = next.decisions > opts.warmupDecisions;

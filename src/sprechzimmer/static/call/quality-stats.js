@@ -122,10 +122,11 @@ export function readStats(stats, previous) {
   const seconds = elapsedSeconds(stats, before);
 
   // loss the peer reports for what we send
+  const remoteBefore = bySsrc(before, "remote-inbound-rtp");
   let sendLoss = null;
   let remoteRtt = null;
-  for (const s of remote.values()) {
-    if (typeof s.fractionLost === "number") {
+  for (const [key, s] of remote) {
+    if (typeof s.fractionLost === "number" && freshReport(s, remoteBefore.get(key))) {
       sendLoss = Math.max(sendLoss ?? 0, s.fractionLost);
     }
     if (typeof s.roundTripTime === "number") remoteRtt = s.roundTripTime;
@@ -183,6 +184,22 @@ export function readStats(stats, previous) {
     recvWidth: gotVideo?.frameWidth ?? null,
     recvHeight: gotVideo?.frameHeight ?? null,
   };
+}
+
+// A receiver report covering more than this spans a pause of the stream
+// (video paused for audio), so its loss is mostly from before the pause.
+const MAX_REPORT_SPAN_MS = 10_000;
+
+/**
+ * Whether a remote-inbound-rtp stat is a new receiver report worth using:
+ * audio reports come only every few seconds and repeat in between, and a
+ * paused stream keeps its last report forever.
+ * @param {Stat} now @param {Stat | undefined} before
+ */
+function freshReport(now, before) {
+  if (!before) return true;
+  const span = (now.timestamp ?? 0) - (before.timestamp ?? 0);
+  return span > 0 && span <= MAX_REPORT_SPAN_MS;
 }
 
 /** Seconds between two reports, from their time stamps. */
