@@ -125,9 +125,14 @@ export class Peer {
     this.pc.restartIce();
   }
 
-  /** Send this camera track, or none. */
+  /**
+   * Send this camera track, or none. The direction changes with it, so the
+   * other side learns by renegotiation that the camera is off.
+   */
   async setVideoTrack(/** @type {MediaStreamTrack|null} */ track) {
-    await this.video?.sender.replaceTrack(track);
+    if (!this.video) return;
+    await this.video.sender.replaceTrack(track);
+    this.video.direction = track ? "sendrecv" : "recvonly";
   }
 
   /** Counters a person would notice: frames decoded, audio arriving. */

@@ -16,7 +16,7 @@ const role = /** @type {"therapist"|"client"} */ (document.body.dataset.role);
 const sessionId = document.body.dataset.session ?? null;
 const instance = randomId();
 const INVITE_KEY = "sprechzimmer.invite";
-const RESUME_KEY = "sprechzimmer.resume";
+const RESUME_PREFIX = "sprechzimmer.resume.";
 
 /** @param {string} id */
 const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
@@ -31,6 +31,8 @@ const state = {
   iceAt: 0,
   /** @type {import("../call/media.js").LocalMedia|null} */ local: null,
   /** @type {string|null} */ token: null,
+  /** localStorage key of this link's resume credential. */
+  resumeKey: "",
   name: "",
   mediaConnected: false,
   inCall: false,
@@ -80,14 +82,16 @@ async function startClient() {
   if (!state.token) return showLinkState("invalid");
   const linkState = await checkInvite(state.token);
   if (linkState !== "open") return showLinkState(linkState);
+  state.resumeKey = RESUME_PREFIX + (await digest(state.token));
 
   state.local = await openLocalMedia();
   showDeviceNote();
   attachPreview(/** @type {HTMLVideoElement} */ ($("preview")));
   attachPreview(/** @type {HTMLVideoElement} */ ($("local-video")));
   startMicMeter();
-  if (sessionStorage.getItem(RESUME_KEY)) {
-    // A reload during the call: back in without the waiting room.
+  if (resume()) {
+    // A reload, or a second tab, during the call: back in without the
+    // waiting room. The credential is shared by this browser's tabs.
     connect();
     return;
   }
@@ -105,6 +109,17 @@ async function startTherapist() {
   attachPreview(/** @type {HTMLVideoElement} */ ($("local-video")));
   setConnection(t("Waiting for the client"));
   connect();
+}
+
+/** The resume credential of this link, if this browser holds one. */
+function resume() {
+  return state.resumeKey ? localStorage.getItem(state.resumeKey) : null;
+}
+
+/** A short SHA-256 of the token: the storage key must not be the token. */
+async function digest(/** @type {string} */ text) {
+  const hash = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return Array.from(new Uint8Array(hash).slice(0, 12), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /** @param {string} token */
@@ -138,9 +153,7 @@ function connect() {
         : {
             token: state.token,
             name: state.name,
-            ...(sessionStorage.getItem(RESUME_KEY)
-              ? { resume: sessionStorage.getItem(RESUME_KEY) }
-              : {}),
+            ...(resume() ? { resume: resume() } : {}),
           }),
     }),
     onmessage: (message) => handlers[message.type]?.(message),
@@ -166,7 +179,7 @@ const handlers = {
     }
   },
   admitted(message) {
-    sessionStorage.setItem(RESUME_KEY, message.resume);
+    localStorage.setItem(state.resumeKey, message.resume);
     enterCall();
   },
   lobby(message) {
@@ -196,7 +209,9 @@ const handlers = {
   ice(message) {
     state.welcome.ice = message.ice;
     state.iceAt = Date.now();
-    state.peer?.restartIce(iceConfiguration());
+    // Both sides take fresh credentials; the impolite side restarts ICE.
+    if (role === "therapist") state.peer?.restartIce(iceConfiguration());
+    else state.peer?.pc.setConfiguration(iceConfiguration());
   },
   ended(message) {
     finish(message.reason === "declined" ? "declined" : "ended");
@@ -352,7 +367,12 @@ function onPeerState(connection) {
 
 /** The impolite side restarts ICE, with fresh relay credentials. */
 function scheduleIceRestart(/** @type {number} */ delay) {
-  if (role !== "therapist" || state.restartTimer) return;
+  if (role !== "therapist") {
+    // The polite side only renews its credentials for the restart to come.
+    state.signaling?.send({ type: "ice" });
+    return;
+  }
+  if (state.restartTimer) return;
   state.restartTimer = setTimeout(() => {
     state.restartTimer = null;
     const pc = state.peer?.pc;
@@ -534,7 +554,7 @@ function finish(/** @type {string} */ reason) {
   state.finished = true;
   state.inCall = false;
   if (reason !== "replaced" && reason !== "in_use") {
-    sessionStorage.removeItem(RESUME_KEY);
+    if (state.resumeKey) localStorage.removeItem(state.resumeKey);
     if (reason !== "left") sessionStorage.removeItem(INVITE_KEY);
   }
   if (state.heartbeat) clearInterval(state.heartbeat);
