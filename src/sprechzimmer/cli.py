@@ -8,7 +8,7 @@ import secrets
 import sys
 from collections.abc import Callable
 
-from . import logs
+from . import billing_cli, logs
 from .config import Settings
 from .relay import coturn_config
 
@@ -63,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     coturn_config.add_arguments(coturn)
     coturn.set_defaults(run=coturn_config.coturn_config_command)
+
+    billing_cli.add_commands(commands)
     return parser
 
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field, StringConstraints
 
 from ..rooms.errors import Gone, NotAllowed, NotAuthorised, NotFound
 from ..store import accounts
 from ..store.accounts import LOGIN_COOKIE
+from ..store.billing import billing_report
 from ..store.clock import now_ms
 from ..store.models import Session, Therapist
 from ..store.sessions import open_session, session_for_invite, session_of, sessions_of
@@ -163,16 +164,39 @@ def check_invite(body: InviteCheck, app: App) -> InviteState:
     return InviteState(state="open")
 
 
+class BillingRow(BaseModel):
+    month: str
+    therapist: str
+    sessions: int
+    billable_seconds: int
+    billable_minutes: float
+    interruptions: int
+
+
+Month = Annotated[str, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
+
+
+@router.get("/billing", response_model=list[BillingRow])
+def billing(month: Month, me: Me, app: App) -> list[BillingRow]:
+    """The therapist's billing for one month (UTC): see docs/billing.md."""
+    grace = app.settings.billing_grace_seconds
+    rows = billing_report(app.db, month, grace, therapist=me.username)
+    return [BillingRow(**row.as_dict()) for row in rows]
+
+
 # -- shared with the pages ------------------------------------------------
 
 
 def log_in(app: Services, username: str, password: str) -> str:
     """A new login token, or NotAuthorised for a wrong name or password."""
     ttl = timedelta(hours=app.settings.login_ttl_hours)
+    app.throttle.check(username)
     with app.db.session() as db:
         therapist = accounts.check_password(db, username, password)
         if therapist is None:
+            app.throttle.failed(username)
             raise NotAuthorised("wrong username or password")
+        app.throttle.succeeded(username)
         return accounts.open_login(db, therapist, ttl)
 
 
