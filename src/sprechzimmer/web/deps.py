@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import Request
 from starlette.requests import HTTPConnection
@@ -13,6 +13,7 @@ from ..signaling.registry import Registry
 from ..store.accounts import LOGIN_COOKIE, therapist_for_login
 from ..store.db import Database
 from ..store.models import Therapist
+from .throttle import LoginThrottle
 
 
 @dataclass
@@ -22,6 +23,7 @@ class Services:
     settings: Settings
     db: Database
     registry: Registry
+    throttle: LoginThrottle = field(default_factory=LoginThrottle)
 
 
 def services(connection: HTTPConnection) -> Services:

@@ -17,11 +17,14 @@ from ..rooms.errors import (
     SprechzimmerError,
     UserError,
 )
+from .throttle import TooManyAttempts
 
 log = logging.getLogger(__name__)
 
 
 def status_for(error: Exception) -> int:
+    if isinstance(error, TooManyAttempts):
+        return 429
     if isinstance(error, NotAuthorised):
         return 401
     if isinstance(error, NotFound):

@@ -21,6 +21,7 @@ from .i18n import (
     choose_language,
     translations,
 )
+from .throttle import TooManyAttempts
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -60,6 +61,9 @@ def login_form(
     except NotAuthorised:
         error = N_("Wrong therapist code or password.")
         return render(request, "login.html", status=401, error=error)
+    except TooManyAttempts:
+        error = N_("Too many wrong passwords. Please wait a few minutes.")
+        return render(request, "login.html", status=429, error=error)
     response = RedirectResponse("/dashboard", status_code=303)
     set_login_cookie(response, app, token)
     return response
