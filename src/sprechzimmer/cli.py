@@ -55,6 +55,19 @@ def build_parser() -> argparse.ArgumentParser:
     listing = actions.add_parser("list", help="list therapists")
     listing.set_defaults(run=cmd_therapist_list)
 
+    client = commands.add_parser(
+        "client", help="requests of a client: export or erase their data"
+    )
+    client_actions = client.add_subparsers(title="actions", required=True)
+    for name, run, text in (
+        ("export", cmd_client_export, "print everything stored, as JSON"),
+        ("erase", cmd_client_erase, "delete their sessions, links and events"),
+    ):
+        action = client_actions.add_parser(name, help=text)
+        action.add_argument("--therapist", required=True, help="therapist code")
+        action.add_argument("--client-id", required=True)
+        action.set_defaults(run=run)
+
     migrate = commands.add_parser("migrate", help="bring the database schema up")
     migrate.set_defaults(run=cmd_migrate)
 
@@ -152,6 +165,33 @@ def cmd_therapist_list(settings: Settings, args: argparse.Namespace) -> int:
         for therapist in accounts.list_therapists(session):
             state = "active" if therapist.active else "disabled"
             print(f"{therapist.username}\t{state}\t{therapist.created_at:%Y-%m-%d}")
+    return 0
+
+
+def cmd_client_export(settings: Settings, args: argparse.Namespace) -> int:
+    import json
+
+    from .store.db import Database
+    from .store.subjects import export_client
+
+    db = Database(settings.sqlalchemy_url)
+    db.migrate()
+    with db.session() as session:
+        data = export_client(session, args.therapist, args.client_id)
+    json.dump(data, sys.stdout, indent=2, ensure_ascii=False)
+    print()
+    return 0
+
+
+def cmd_client_erase(settings: Settings, args: argparse.Namespace) -> int:
+    from .store.db import Database
+    from .store.subjects import erase_client
+
+    db = Database(settings.sqlalchemy_url)
+    db.migrate()
+    with db.session() as session:
+        count = erase_client(session, args.therapist, args.client_id)
+    print(f"erased {count} session(s) with their links and events")
     return 0
 
 
