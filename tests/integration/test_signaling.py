@@ -495,3 +495,29 @@ async def test_end_closes_both_with_4410(server, other_call):
         assert {"type": "ended", "reason": "ended"} in closed.messages
     again = await refused(server, client_hello(other_call.token))
     assert (again.code, again.reason) == (4410, "ended")
+
+
+async def test_candidates_and_end_of_candidates_are_relayed(server, other_call):
+    """A candidate reaches the other side as sent, and so does the null end."""
+    candidate = {
+        "candidate": "candidate:1 1 udp 2122260223 192.0.2.1 54400 typ host",
+        "sdpMid": "0",
+        "sdpMLineIndex": 0,
+        "usernameFragment": "abcd",
+    }
+    sender = other_call.client.instance
+
+    await other_call.client.send({"type": "signal", "candidate": candidate})
+    await other_call.client.send({"type": "signal", "candidate": None})
+
+    assert await other_call.therapist.expect("signal") == {
+        "type": "signal",
+        "sender": sender,
+        "candidate": candidate,
+    }
+    assert await other_call.therapist.expect("signal") == {
+        "type": "signal",
+        "sender": sender,
+        "candidate": None,
+    }
+    await other_call.check()
