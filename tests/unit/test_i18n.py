@@ -101,6 +101,15 @@ def test_every_template_text_has_german():
     assert not untranslated(messages, german())
 
 
+def test_templates_have_no_bare_text():
+    """Visible template text goes through _(), or a page is half English."""
+    markup = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}|<[^>]*>|[\w-]+=\"[^\"]*\"")
+    for template in (PACKAGE / "web" / "templates").glob("*.html"):
+        text = markup.sub(" ", template.read_text(encoding="utf-8"))
+        words = set(re.findall(r"[^\W\d_]{2,}", text)) - {"Sprechzimmer"}
+        assert not words, f"{template.name}: wrap in _(): {sorted(words)}"
+
+
 def test_every_javascript_t_literal_has_german():
     """Every t("...") literal under static/, ui/ and call/ alike, is translated."""
     messages = set()
