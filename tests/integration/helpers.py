@@ -217,6 +217,12 @@ async def knock(server: RunningServer, token: str, name: str = "") -> Participan
 # -- a call in progress ---------------------------------------------------
 
 
+def stored_events(server: RunningServer, session_id: str) -> list[tuple]:
+    """(kind, role) of a session's stored events, in order."""
+    with server.db.session() as db:
+        return [(e.kind, e.role) for e in events_of(db, session_id)]
+
+
 @dataclass
 class Call:
     """A therapist and an admitted client in one room."""
@@ -241,8 +247,7 @@ class Call:
         assert self.stored() == self.expected
 
     def stored(self) -> list[tuple[str, str | None]]:
-        with self.server.db.session() as db:
-            return [(e.kind, e.role) for e in events_of(db, self.session_id)]
+        return stored_events(self.server, self.session_id)
 
     async def _report_media(self) -> None:
         # Alternating reports give a new event each round; the signal that

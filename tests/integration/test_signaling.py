@@ -15,7 +15,7 @@ from sqlalchemy import update
 
 from sprechzimmer.store.clock import utcnow
 from sprechzimmer.store.models import Invite
-from tests.conftest import running_server
+from tests.conftest import running_server, seconds
 from tests.integration.helpers import (
     Call,
     Participant,
@@ -29,6 +29,7 @@ from tests.integration.helpers import (
     open_session,
     server_lines,
     start_call,
+    stored_events,
     therapist_hello,
 )
 
@@ -521,3 +522,23 @@ async def test_candidates_and_end_of_candidates_are_relayed(server, other_call):
         "candidate": None,
     }
     await other_call.check()
+
+
+async def test_silent_peer_is_dropped_after_the_ping_timeout(database_url, tmp_path):
+    """A peer that stops answering pings leaves the room."""
+    ping = seconds(1)
+    with running_server(database_url, tmp_path, ws_ping_seconds=ping) as srv:
+        cookie = log_in(srv)
+        session = open_session(srv, cookie, "K-SILENT")
+        therapist = await join_as_therapist(srv, cookie, session["id"])
+        client = await knock(srv, invite_token(session), "Robin")
+        await therapist.expect("lobby")
+
+        # Not reading at all: pings go unanswered, as from a dead network.
+        client.ws.transport.pause_reading()
+        lobby = await therapist.expect("lobby", timeout=10)
+
+        assert lobby == {"type": "lobby", "waiting": None}
+        assert ("left", "client") in stored_events(srv, session["id"])
+        client.ws.transport.resume_reading()
+        await Participant.close_all()
