@@ -542,3 +542,24 @@ async def test_silent_peer_is_dropped_after_the_ping_timeout(database_url, tmp_p
         assert ("left", "client") in stored_events(srv, session["id"])
         client.ws.transport.resume_reading()
         await Participant.close_all()
+
+
+async def test_resume_survives_a_server_restart(database_url, tmp_path):
+    """After a restart, an admitted client with its resume skips the wait."""
+    with running_server(database_url, tmp_path) as first:
+        cookie = log_in(first)
+        session = open_session(first, cookie, "K-RESTART")
+        token = invite_token(session)
+        client = await knock(first, token, "Robin")
+        with api(first, cookie) as http:
+            http.post(f"/api/sessions/{session['id']}/admit").raise_for_status()
+        resume = (await client.expect("admitted"))["resume"]
+        await Participant.close_all()
+
+    with running_server(database_url, tmp_path) as second:
+        tab = await Participant.open(second)
+        await tab.send(client_hello(token, "Robin", resume=resume))
+
+        await tab.expect("welcome")
+        assert await tab.expect("joined") == {"type": "joined", "state": "in_call"}
+        await Participant.close_all()
