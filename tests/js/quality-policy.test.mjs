@@ -125,14 +125,42 @@ test("recovery climbs one step at a time, waiting between steps", () => {
   assert.ok(steps.at(-1) - 20 <= 10, "high again within 20 s of plenty");
 });
 
-test("recovery on an application-limited estimate probes up", () => {
+test("an application-limited estimate is probed by the cap alone", () => {
   // Chrome's estimate stays near 1.5 times what is sent: at low it never
-  // shows the rate medium needs, so the step up must come from headroom.
-  const seq = [...STEADY, ...repeat(6, snap(200))];
-  seq.push(...repeat(20, snap(1.5 * profileKbps("low"))));
-  const profiles = decideSequence(seq);
-  assert.equal(profiles[15], "low");
-  assert.ok(profiles.slice(16).includes("medium"));
+  // shows that medium fits. Raising only the bitrate cap makes Chrome
+  // probe; the step follows when the estimate answers.
+  let state = initialPolicyState({ initialProfile: "low" });
+  const run = (/** @type {any} */ s) => {
+    const d = decideProfile(state, s);
+    state = d.state;
+    return d;
+  };
+  const limited = snap(1.3 * profileKbps("low"));
+  assert.equal(run(limited).probe, false);
+  const probe = run(limited);
+  assert.deepEqual([probe.profile, probe.probe], ["low", true]);
+  const answer = run(snap(900));
+  assert.deepEqual([answer.profile, answer.reason], ["medium", "probe held"]);
+  assert.equal(answer.probe, false);
+});
+
+test("a probe the estimate does not answer keeps the profile, waits longer", () => {
+  let state = initialPolicyState({ initialProfile: "low" });
+  const run = (/** @type {any} */ s) => {
+    const d = decideProfile(state, s);
+    state = d.state;
+    return d;
+  };
+  const limited = snap(1.3 * profileKbps("low"));
+  run(limited);
+  assert.equal(run(limited).probe, true);
+  const answer = run(limited);
+  assert.deepEqual([answer.profile, answer.reason], ["low", "probe failed"]);
+  assert.equal(state.hold, 4);
+  const probes = [];
+  for (let i = 0; i < 12; i += 1) probes.push(run(limited).probe);
+  const at = probes.map((p, i) => (p ? i : -1)).filter((i) => i >= 0);
+  assert.deepEqual(at, [3], "the next probe after four clean decisions");
 });
 
 test("right after a step up, an unchanged estimate waits for the probe", () => {
@@ -188,17 +216,17 @@ test("a failed probe doubles the wait before the next one", () => {
 test("a grown estimate skips the doubled wait after a failed probe", () => {
   let state = initialPolicyState({ initialProfile: "low" });
   const run = (/** @type {any} */ s) => {
-    state = decideProfile(state, s).state;
+    const d = decideProfile(state, s);
+    state = d.state;
+    return d;
   };
-  for (const s of repeat(2, snap(270))) run(s);
-  assert.equal(state.profile, "medium");
-  run(snap(200));
-  run(snap(200));
-  assert.equal(state.profile, "low");
+  const limited = snap(240);
+  run(limited);
+  run(limited);
+  assert.equal(run(limited).reason, "probe failed");
   assert.equal(state.hold, 4);
-  run(snap(1.2 * 270));
-  run(snap(1.2 * 270));
-  assert.equal(state.profile, "medium");
+  run(snap(1.2 * 240));
+  assert.equal(run(snap(1.2 * 240)).probe, true, "probed after two, not four");
 });
 
 test("noise inside a profile's band does not change the profile", () => {

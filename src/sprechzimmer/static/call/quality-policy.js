@@ -10,11 +10,14 @@
 // packets are lost. A profile is kept while the budget stays above its
 // "keep" rate; a collapse far below it acts at once, a slight shortfall
 // must last two decisions. Going up is one step at a time after a few
-// clean decisions. Chrome's estimate cannot rise far above what is being
-// sent (it is "application limited"), so a step up is also allowed when
-// the estimate has headroom over the current profile: raising maxBitrate
-// makes Chrome probe. A failed probe doubles the wait before the next one,
-// unless the estimate has since grown past the one the probe failed at.
+// clean decisions, once the estimate shows the next profile fits. Chrome's
+// estimate cannot rise far above what is being sent (it is "application
+// limited"), so with some headroom the policy first probes: for one
+// decision only the bitrate cap is raised to the next profile's, which
+// makes Chrome send probe packets, with no new resolution and so no key
+// frame. If the estimate then shows room, the step follows. A failed probe
+// doubles the wait before the next, unless the estimate has since grown
+// past the one the probe failed at.
 
 /** @typedef {"audio-only" | "low" | "medium" | "high"} Profile */
 /** @typedef {"good" | "fair" | "poor"} QualityWord */
@@ -83,12 +86,12 @@ export const DEFAULT_OPTIONS = Object.freeze({
   settleDecisions: 30,
   /** Loss at or below this is clean. */
   cleanLoss: 0.02,
-  /** A step up on estimate headroom needs this much over the current rate. */
+  /** A probe needs the estimate this much over the current profile's rate. */
   headroom: 1.25,
+  /** A step up needs the estimate this much over the next keep rate. */
+  upMargin: 1.1,
   /** The keep rate is the audio plus this share of the video rate. */
   keepShare: 0.6,
-  /** Entering a profile on the estimate alone needs this over its rate. */
-  enterFactor: 1.3,
   /** Below this share of the keep rate a collapse acts at once. */
   severeShare: 0.6,
   /** RTT samples kept for the baseline. */
@@ -111,6 +114,7 @@ export const DEFAULT_OPTIONS = Object.freeze({
  * @property {number | null} probeBudget  the budget the last step up saw
  * @property {number | null} ceiling  the budget of the last failed probe
  * @property {number} grown  clean decisions in a row above the ceiling
+ * @property {boolean} capProbe  the last decision raised only the cap
  * @property {number[]} rtts  recent RTTs for the baseline
  */
 
@@ -133,6 +137,7 @@ export function initialPolicyState(options = {}) {
     probeBudget: null,
     ceiling: null,
     grown: 0,
+    capProbe: false,
     rtts: [],
   };
 }
@@ -216,15 +221,13 @@ function fitting(from, budget, opts) {
 }
 
 /**
- * The estimate that allows a probe from a profile to the next: headroom
- * over what the profile sends, and the next profile's keep rate where an
- * application-limited estimate can show it (about 1.5 times the rate).
+ * The estimate that shows the next profile fits: its keep rate and a
+ * margin, so that going up and coming down are apart (hysteresis).
  * @param {Profile} profile @param {PolicyOptions} opts
  */
 export function upKbps(profile, opts = DEFAULT_OPTIONS) {
-  const now = profileKbps(profile);
   const next = PROFILES[Math.min(rank(profile) + 1, PROFILES.length - 1)];
-  return Math.max(opts.headroom * now, Math.min(keepKbps(next, opts), 1.4 * now));
+  return opts.upMargin * keepKbps(next, opts);
 }
 
 /** @param {PolicyState} state @param {Snapshot} snap @param {PolicyOptions} opts */
@@ -237,23 +240,26 @@ function isClean(state, snap, opts) {
 }
 
 /**
- * Whether the budget allows one step up from the current profile.
+ * What the budget allows from the current profile: "step" up, a "probe"
+ * (headroom over what we send, but no proof the next profile fits), or
+ * null.
  * @param {PolicyState} state @param {Snapshot} snap
  * @param {number} budget @param {PolicyOptions} opts
+ * @returns {"step" | "probe" | null}
  */
 function roomToGrow(state, snap, budget, opts) {
-  const next = PROFILES[rank(state.profile) + 1];
-  if (budget >= opts.enterFactor * profileKbps(next)) return true;
   if (state.profile === "audio-only") {
     // With video paused the estimate cannot grow (it stays near what the
     // audio sends); a clean path is the only evidence, so try the lowest
     // video and learn from the result.
-    return budget >= AUDIO_KBPS / 2;
+    return budget >= AUDIO_KBPS / 2 ? "step" : null;
   }
   // qualityLimitationReason says "bandwidth" also while the encoder ramps
   // its resolution up after a change, so only the CPU counts against.
-  if (snap.limitation === "cpu") return false;
-  return budget >= upKbps(state.profile, opts);
+  if (snap.limitation === "cpu") return null;
+  if (budget >= upKbps(state.profile, opts)) return "step";
+  if (budget >= opts.headroom * profileKbps(state.profile)) return "probe";
+  return null;
 }
 
 /**
@@ -262,11 +268,17 @@ function roomToGrow(state, snap, budget, opts) {
  * @param {Snapshot} snap
  * @param {Partial<PolicyOptions>} [options]
  * @returns {{state: PolicyState, profile: Profile, changed: boolean,
- *   reason: string}}
+ *   probe: boolean, reason: string}}
+ *   probe: raise only the video bitrate cap to the next profile's
  */
 export function decideProfile(state, snap, options = {}) {
   const opts = { ...DEFAULT_OPTIONS, ...options };
-  const next = { ...state, decisions: state.decisions + 1, grown: 0 };
+  const next = {
+    ...state,
+    decisions: state.decisions + 1,
+    grown: 0,
+    capProbe: false,
+  };
   next.since = state.since + 1;
   // A step up that held long enough clears the memory of failed ones.
   if (state.probing && next.since >= opts.settleDecisions) {
@@ -318,7 +330,18 @@ export function decideProfile(state, snap, options = {}) {
     next.clean = 0;
     return result(state.profile, top ? "at cap" : "not clean");
   }
-  if (!roomToGrow(state, snap, budget, opts)) {
+  const room = roomToGrow(state, snap, budget, opts);
+  const up = PROFILES[rank(state.profile) + 1];
+  if (state.capProbe) {
+    // the probe's answer
+    if (room === "step") {
+      next.probeBudget = budget;
+      return result(up, "probe held");
+    }
+    probeFailed(state, next, opts);
+    return result(state.profile, "probe failed");
+  }
+  if (!room) {
     next.clean = 0;
     return result(state.profile, "no headroom");
   }
@@ -327,11 +350,12 @@ export function decideProfile(state, snap, options = {}) {
     state.ceiling != null && budget > opts.ceilingMargin * state.ceiling;
   next.grown = grown ? state.grown + 1 : 0;
   const wait = next.grown >= opts.holdDecisions ? next.grown : state.hold;
-  if (next.clean >= wait) {
-    next.probeBudget = budget;
-    return result(PROFILES[rank(state.profile) + 1], "step up");
-  }
-  return result(state.profile, "clean, waiting");
+  if (next.clean < wait) return result(state.profile, "clean, waiting");
+  next.probeBudget = budget;
+  if (room === "step") return result(up, "step up");
+  next.capProbe = true;
+  next.clean = 0;
+  return result(state.profile, "probe");
 }
 
 /**
@@ -346,12 +370,8 @@ function finish(before, next, snap, profile, reason, opts) {
   const changed = profile !== before.profile;
   if (changed) {
     const down = rank(profile) < rank(before.profile);
-    if (down && before.probing && before.since < opts.probeWindow) {
-      // The last step up did not hold: wait twice as long next time, or
-      // until the estimate clearly beats the one that misled us.
-      next.hold = Math.min(before.hold * 2, opts.maxHoldDecisions);
-      next.ceiling = before.probeBudget;
-    }
+    const recent = before.probing && before.since < opts.probeWindow;
+    if (down && (recent || before.capProbe)) probeFailed(before, next, opts);
     next.profile = profile;
     next.probing = !down;
     next.since = 0;
@@ -359,7 +379,18 @@ function finish(before, next, snap, profile, reason, opts) {
     next.short = 0;
     next.shortBudget = null;
   }
-  return { state: next, profile, changed, reason };
+  return { state: next, profile, changed, probe: next.capProbe, reason };
+}
+
+/**
+ * The last step up or probe did not hold: wait twice as long next time,
+ * or until the estimate clearly beats the one that misled us.
+ * @param {PolicyState} before @param {PolicyState} next @param {PolicyOptions} opts
+ */
+function probeFailed(before, next, opts) {
+  next.hold = Math.min(before.hold * 2, opts.maxHoldDecisions);
+  next.ceiling = before.probeBudget;
+  next.clean = 0;
 }
 
 /**

@@ -154,7 +154,7 @@ export class QualityController {
     // what we send
     const decision = decideProfile(this.policy, snapshot, this.options.policy);
     this.policy = decision.state;
-    await this.#applyProfile(decision.profile);
+    await this.#applyProfile(decision.profile, decision.probe);
     await this.#preferAudio();
 
     // what we can take
@@ -189,8 +189,13 @@ export class QualityController {
     };
   }
 
-  /** Set the video sender's encoding to a profile, if it differs. */
-  async #applyProfile(/** @type {Profile} */ profile) {
+  /**
+   * Set the video sender's encoding to a profile, if it differs. A probe
+   * raises only the bitrate cap to the next profile's: Chrome then probes
+   * the path, and no new resolution means no key frame on a thin link.
+   * @param {Profile} profile @param {boolean} probe
+   */
+  async #applyProfile(profile, probe) {
     const sender = this.#sender("video");
     if (!sender) return;
     const params = sender.getParameters();
@@ -198,9 +203,11 @@ export class QualityController {
     if (!encoding) return; // before negotiation
 
     const video = PROFILE_VIDEO[profile];
+    const next = PROFILES[Math.min(PROFILES.indexOf(profile) + 1, 3)];
+    const kbps = probe ? PROFILE_VIDEO[next].videoKbps : video.videoKbps;
     const wanted = {
       active: profile !== "audio-only",
-      maxBitrate: Math.max(video.videoKbps, 1) * 1000,
+      maxBitrate: Math.max(kbps, 1) * 1000,
       scaleResolutionDownBy: video.scaleResolutionDownBy,
       maxFramerate: video.maxFramerate,
     };
