@@ -99,12 +99,10 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from .server import run
     from .store import accounts
-    from .store.db import Database
 
     if settings.public_base_url == Settings.model_fields["public_base_url"].default:
         settings.public_base_url = f"http://{args.host}:{args.port}"
-    db = Database(settings.sqlalchemy_url)
-    db.migrate()
+    db = _database(settings)
     password = secrets.token_urlsafe(9)
     with db.session() as session:
         if not accounts.set_password(session, "demo", password):
@@ -124,11 +122,9 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_therapist_add(settings: Settings, args: argparse.Namespace) -> int:
     from .store import accounts
-    from .store.db import Database
 
     password = _read_password(args.password_stdin)
-    db = Database(settings.sqlalchemy_url)
-    db.migrate()
+    db = _database(settings)
     try:
         with db.session() as session:
             accounts.add_therapist(session, args.name, password)
@@ -141,11 +137,9 @@ def cmd_therapist_add(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_therapist_password(settings: Settings, args: argparse.Namespace) -> int:
     from .store import accounts
-    from .store.db import Database
 
     password = _read_password(args.password_stdin)
-    db = Database(settings.sqlalchemy_url)
-    db.migrate()
+    db = _database(settings)
     with db.session() as session:
         found = accounts.set_password(session, args.name, password)
     if not found:
@@ -157,10 +151,8 @@ def cmd_therapist_password(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_therapist_list(settings: Settings, args: argparse.Namespace) -> int:
     from .store import accounts
-    from .store.db import Database
 
-    db = Database(settings.sqlalchemy_url)
-    db.migrate()
+    db = _database(settings)
     with db.session() as session:
         for therapist in accounts.list_therapists(session):
             state = "active" if therapist.active else "disabled"
@@ -171,11 +163,9 @@ def cmd_therapist_list(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_client_export(settings: Settings, args: argparse.Namespace) -> int:
     import json
 
-    from .store.db import Database
     from .store.subjects import export_client
 
-    db = Database(settings.sqlalchemy_url)
-    db.migrate()
+    db = _database(settings)
     with db.session() as session:
         data = export_client(session, args.therapist, args.client_id)
     json.dump(data, sys.stdout, indent=2, ensure_ascii=False)
@@ -184,11 +174,9 @@ def cmd_client_export(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_client_erase(settings: Settings, args: argparse.Namespace) -> int:
-    from .store.db import Database
     from .store.subjects import erase_client
 
-    db = Database(settings.sqlalchemy_url)
-    db.migrate()
+    db = _database(settings)
     with db.session() as session:
         count = erase_client(session, args.therapist, args.client_id)
     print(f"erased {count} session(s) with their links and events")
@@ -196,10 +184,17 @@ def cmd_client_erase(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    _database(settings).dispose()
+    return 0
+
+
+def _database(settings: Settings):
+    """The configured database, migrated to the newest schema."""
     from .store.db import Database
 
-    Database(settings.sqlalchemy_url).migrate()
-    return 0
+    db = Database(settings.sqlalchemy_url)
+    db.migrate()
+    return db
 
 
 def _read_password(from_stdin: bool) -> str:
