@@ -8,14 +8,26 @@ the same file. Both database backends are tested elsewhere.
 
 from __future__ import annotations
 
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
 import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page
 
+from sprechzimmer.store import accounts
 from sprechzimmer.store.db import Database
 from tests.browser.conftest import (
     Person,
+    join_as_client,
+    log_in,
     start_call,
     stats,
     wait_for_media,
@@ -23,6 +35,8 @@ from tests.browser.conftest import (
 )
 from tests.conftest import running_server, seconds
 
+#: The command line of this checkout's virtual environment.
+SERVE = Path(sys.executable).with_name("sprechzimmer")
 #: Frames that count as "media flows"; small, as the tests are many.
 FRAMES = 15
 
@@ -172,3 +186,220 @@ def test_second_tab_takes_over_and_closing_the_first_keeps_the_call(people, serv
     for page in (second.page, therapist.page):
         frames_rise(page)
     assert second.page.text_content("[data-testid=connection-state]") == "Connected"
+
+
+# -- simultaneous joins -------------------------------------------------------
+
+# On pages whose address has ?together, camera and microphone open only at
+# the wall-clock time the test sets in window.goAt; the page's first
+# WebSocket message (its hello) is time-stamped in window.helloAt.
+TOGETHER = """(() => {
+  if (!location.search.includes("together")) return;
+  const go = () => new Promise((resolve) => {
+    const tick = () =>
+      window.goAt && Date.now() >= window.goAt ? resolve() : setTimeout(tick, 1);
+    tick();
+  });
+  const media = navigator.mediaDevices;
+  const getUserMedia = media.getUserMedia.bind(media);
+  media.getUserMedia = async (constraints) => {
+    await go();
+    return getUserMedia(constraints);
+  };
+  const send = WebSocket.prototype.send;
+  WebSocket.prototype.send = function (data) {
+    window.helloAt ??= Date.now();
+    return send.call(this, data);
+  };
+})()"""
+
+ROUNDS = 20
+
+
+def test_both_join_at_the_same_instant_twenty_times(people, server):
+    """Twenty calls whose two pages connect at the same instant all connect.
+
+    What is simultaneous: in each round a new session is opened and its
+    client admitted through the API while the therapist's page is closed.
+    Then the therapist's call page and the client's page (coming back with
+    its resume credential) load together and are held before camera and
+    microphone until one wall-clock instant; from there each goes straight
+    to signaling. Their hellos reach the server within a few milliseconds
+    (measured below), so both are put in the room and start their peer
+    connections at the same time, every round.
+    """
+    username, password = server.add_therapist()
+    therapist, client = people(), people()
+    for person in (therapist, client):
+        person.context.add_init_script(TOGETHER)
+    log_in(therapist.page, server, username, password)
+    api = therapist.context.request
+    spreads = []
+
+    for round_ in range(ROUNDS):
+        for person in (therapist, client):
+            person.page.goto("about:blank")
+        opened = api.post(
+            f"{server.base_url}/api/sessions", data={"client_id": f"K-{round_}"}
+        )
+        assert opened.ok, opened.text()
+        session = opened.json()
+        join_as_client(client.page, session["invite_url"], "Alex")
+        admitted = api.post(f"{server.base_url}/api/sessions/{session['id']}/admit")
+        assert admitted.ok, admitted.text()
+        client.page.wait_for_selector("[data-testid=call]", state="visible")
+
+        therapist.page.goto(session["therapist_url"] + "?together", wait_until="commit")
+        client.page.goto(f"{server.base_url}/join?together", wait_until="commit")
+        go_at = therapist.page.evaluate("() => (window.goAt = Date.now() + 1000)")
+        client.page.evaluate(f"() => {{ window.goAt = {go_at}; }}")
+
+        for person in (therapist, client):
+            person.page.wait_for_function("() => window.sprechzimmer")
+            wait_until(
+                person.page,
+                lambda s: (
+                    s["connectionState"] == "connected"
+                    and s["framesDecoded"] > 0
+                    and s["audioPacketsReceived"] > 0
+                ),
+                15,
+                f"round {round_ + 1}: the call to connect",
+            )
+        hellos = [p.page.evaluate("() => window.helloAt") for p in (therapist, client)]
+        spreads.append(abs(hellos[0] - hellos[1]))
+        print(f"round {round_ + 1}: hellos {spreads[-1]} ms apart")
+
+    assert max(spreads) <= 100, spreads
+
+
+# -- server restart -----------------------------------------------------------
+
+
+class ServerProcess:
+    """``sprechzimmer serve`` as a real process that can be killed."""
+
+    def __init__(self, database_url: str, directory: Path) -> None:
+        self.database_url = database_url
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.log = directory / "server.log"
+        self.env = {
+            **os.environ,
+            "SPRECHZIMMER_DATABASE_URL": database_url,
+            "SPRECHZIMMER_DATA_DIR": str(directory),
+            "SPRECHZIMMER_PUBLIC_BASE_URL": self.base_url,
+        }
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        """Start the server on its port and wait until it answers."""
+        command = [str(SERVE), "serve", "--port", str(self.port)]
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                command, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + seconds(30)
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the server exited: {self.log.read_text()}")
+            try:
+                urllib.request.urlopen(self.base_url + "/healthz", timeout=1)
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("the server did not answer in time")
+
+    def kill(self) -> None:
+        """SIGKILL: no goodbye to anyone, as in a crash."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+
+    def add_therapist(self) -> tuple[str, str]:
+        username, password = f"t{secrets.token_hex(4)}", secrets.token_urlsafe(12)
+        database = Database(self.database_url)
+        try:
+            with database.session() as session:
+                accounts.add_therapist(session, username, password)
+        finally:
+            database.dispose()
+        return username, password
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def server_process(sqlite_url, tmp_path) -> Iterator[ServerProcess]:
+    """A server process over the test's SQLite file; killed afterwards."""
+    process = ServerProcess(sqlite_url, tmp_path)
+    process.start()
+    try:
+        yield process
+    finally:
+        process.kill()
+
+
+# Counts completed offer/answer rounds: each one ends in "stable".
+COUNT_NEGOTIATIONS = """() => {
+  const pc = window.sprechzimmer.peer.pc;
+  window.negotiations = 0;
+  pc.addEventListener("signalingstatechange", () => {
+    if (pc.signalingState === "stable") window.negotiations += 1;
+  });
+}"""
+
+
+def signaling_state(page: Page) -> str:
+    return page.evaluate("() => window.sprechzimmer.signaling.state")
+
+
+def test_server_restart_keeps_media_and_lets_the_call_renegotiate(
+    people, server_process
+):
+    """Media flows while the server is dead; after it is back, both reconnect
+    within 5 s and turning a camera off and on renegotiates."""
+    therapist, client, _, _ = start_call(people, server_process)
+    pages = (therapist.page, client.page)
+    for page in pages:
+        wait_for_media(page, frames=FRAMES)
+        mark_peer(page)
+
+    server_process.kill()
+    for page in pages:
+        page.wait_for_function(
+            "() => window.sprechzimmer.signaling.state === 'reconnecting'"
+        )
+        frames_rise(page)
+    assert server_process.process.poll() is not None
+
+    server_process.start()
+    back = time.monotonic()
+    for page in pages:
+        page.wait_for_function(
+            "() => window.sprechzimmer.signaling.state === 'open'",
+            timeout=seconds(5) * 1000,
+        )
+    assert time.monotonic() - back <= seconds(5)
+    # The same peer connections carried on: nothing was set up anew.
+    for page in pages:
+        assert page.evaluate("() => window.sprechzimmer.peer === window.oldPeer")
+
+    for page in pages:
+        page.evaluate(COUNT_NEGOTIATIONS)
+    client.page.click("[data-testid=camera]")
+    therapist.page.wait_for_function(
+        "() => window.sprechzimmer.peer.video.currentDirection === 'sendonly'"
+    )
+    client.page.click("[data-testid=camera]")
+    therapist.page.wait_for_function(
+        "() => window.sprechzimmer.peer.video.currentDirection === 'sendrecv'"
+    )
+    for page in pages:
+        assert page.evaluate("() => window.negotiations") >= 2
+        frames_rise(page)
+    assert signaling_state(therapist.page) == signaling_state(client.page) == "open"

@@ -90,9 +90,10 @@ export class Signaling {
 
   #retry() {
     this.#setState("reconnecting");
-    // Exponential backoff to 10 s with full jitter, so that many browsers
-    // do not hammer a restarted server in step.
-    const ceiling = Math.min(10000, 500 * 2 ** this.attempt);
+    // Exponential backoff with full jitter, so that many browsers do not
+    // hammer a restarted server in step. The ceiling stays at 4 s: a call
+    // must be back on a restarted server within 5 s.
+    const ceiling = Math.min(4000, 500 * 2 ** this.attempt);
     const delay = 250 + Math.random() * ceiling;
     this.attempt += 1;
     this.timer = setTimeout(() => this.#open(), delay);
