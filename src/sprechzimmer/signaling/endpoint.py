@@ -86,7 +86,7 @@ class Signaling:
     async def _welcome(self, connection: Connection) -> Seat:
         try:
             raw = await asyncio.wait_for(
-                connection.websocket.receive_text(),
+                _receive_text(connection.websocket),
                 self.settings.ws_hello_timeout_seconds,
             )
         except TimeoutError:
@@ -182,7 +182,7 @@ class Signaling:
         handlers = self._handlers()
         websocket = seat.connection.websocket
         while True:
-            message = self._parse(await websocket.receive_text())
+            message = self._parse(await _receive_text(websocket))
             handler = handlers.get(message.type)
             if handler is None:
                 raise ProtocolError("hello was sent already", errors.INVALID)
@@ -293,6 +293,17 @@ class Signaling:
             self.registry.detach(seat.connection)
         minutes = (time.monotonic() - started) / 60
         log.info("room %s: %s left after %.1f min", seat.label, seat.role, minutes)
+
+
+async def _receive_text(websocket: WebSocket) -> str:
+    """The next text message; a binary frame is a protocol error."""
+    message = await websocket.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
+    text = message.get("text")
+    if text is None:
+        raise ProtocolError("messages are JSON text frames", errors.MALFORMED)
+    return text
 
 
 def _label(session_id: str) -> str:
