@@ -122,6 +122,25 @@ async def test_broken_message_in_the_waiting_room_closes_with_its_code(
     await other_call.check()
 
 
+@pytest.mark.parametrize("when", ["first", "in the waiting room"])
+async def test_binary_frame_closes_with_4400(
+    server, other_call, invite, all_logs, when
+):
+    """Messages are text: a binary frame is malformed, not an internal error."""
+    if when == "first":
+        participant = await Participant.open(server)
+    else:
+        participant = await knock(server, invite["token"], NAME)
+
+    await participant.ws.send(b'{"type": "heartbeat"}')
+    closed = await participant.closed()
+
+    assert closed.code == 4400
+    await assert_logged(all_logs, "closed with 4400", invite["token"])
+    assert not any("internal error" in line for line in all_logs.lines)
+    await other_call.check()
+
+
 async def test_message_over_64_kib_closes_with_1009(
     server, other_call, invite, all_logs
 ):
