@@ -8,6 +8,7 @@ side (client), each with fake camera and microphone.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -51,12 +52,17 @@ def sides(page: Page) -> dict[str, dict]:
 
 
 def wait_for(page: Page, condition: str, timeout: float = 20) -> dict[str, dict]:
-    """Wait until a JS condition over ``i`` and ``p`` (the sides) holds."""
-    page.wait_for_function(
-        f"""() => window.loopback.stats().then(([i, p]) => {condition})""",
-        polling=250,
-        timeout=seconds(timeout) * 1000,
-    )
+    """Wait until a JS condition over ``i`` and ``p`` (the sides) holds.
+
+    Polled from here: wait_for_function does not await a returned promise,
+    and the stats come from the asynchronous getStats().
+    """
+    check = f"() => window.loopback.stats().then(([i, p]) => Boolean({condition}))"
+    deadline = time.monotonic() + seconds(timeout)
+    while not page.evaluate(check):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {condition}: {sides(page)}")
+        page.wait_for_timeout(250)
     return sides(page)
 
 
@@ -148,7 +154,10 @@ def test_rotation_every_3s_for_40s_without_failure_or_freeze(loopback):
     """Ten or more epochs each side, no decrypt failure, no frozen second."""
     start(loopback, rotationSeconds=3)
     wait_for(loopback, "[i, p].every(s => s.framesDecoded > 0)")
-    samples = loopback.evaluate("() => window.loopback.sample(40000, 1000)")
+    samples = loopback.evaluate(
+        "([d, i]) => window.loopback.sample(d, i)",
+        [seconds(40) * 1000, seconds(1) * 1000],
+    )
 
     last = {s["side"]: s for s in samples[-1]}
     for name, side in last.items():

@@ -250,3 +250,19 @@ test("messages of an earlier exchange are ignored", async () => {
   assert.equal(polite.failure, null);
   assert.deepEqual(polite.established, [1, 2]);
 });
+
+test("a renewal asked for during another one follows it, never overlaps", async () => {
+  const { impolite, polite } = pair();
+  impolite.exchange.begin();
+  await settle();
+  impolite.exchange.rotate();
+  impolite.exchange.rotate();
+  impolite.exchange.rotate();
+  await settle();
+  // the three beats came while the first renewal was open: one follows it
+  assert.deepEqual(impolite.established, [1, 2, 3]);
+  assert.deepEqual(polite.established, [1, 2, 3]);
+  const rekeys = impolite.sent.filter((m) => m.t === "rekey").map((m) => m.epoch);
+  assert.deepEqual(rekeys, [2, 3]);
+  assert.ok(await keysMatch(impolite.sendKeys.get(3), polite.receiveKeys.get(3)));
+});

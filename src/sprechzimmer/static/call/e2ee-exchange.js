@@ -81,6 +81,7 @@ export class KeyExchange {
     /** @type {Session | null} */
     this.session = null;
     this.failed = false;
+    this.rotationDue = false;
     this.queue = Promise.resolve();
     /** @type {Record<string, (m: any) => Promise<void>>} */
     this.handlers = this.polite
@@ -106,7 +107,11 @@ export class KeyExchange {
     this.enqueue(() => (this.polite ? this.askForExchange() : this.sendCommit()));
   }
 
-  /** Start a renewal; only the impolite side does, when its timer fires. */
+  /**
+   * Start a renewal; only the impolite side does, when its timer fires. If
+   * the previous renewal is still unconfirmed, this one starts as soon as
+   * that one is.
+   */
   rotate() {
     if (!this.polite) this.enqueue(() => this.sendRekey());
   }
@@ -146,6 +151,7 @@ export class KeyExchange {
     const pub = await exportPublic(pair);
     const epoch = this.nextEpoch();
     this.epoch = epoch;
+    this.rotationDue = false;
     this.session = newSession(randomId(), "committed", epoch);
     this.session.pair = pair;
     this.hooks.send({
@@ -177,10 +183,16 @@ export class KeyExchange {
 
   async sendRekey() {
     const s = this.session;
-    if (!s || s.established !== s.epoch) return;
+    if (!s || !s.established) return;
+    // one renewal at a time: each epoch's keys build on the previous
+    // epoch's chain secret, so both sides must derive the same sequence
+    if (s.established !== s.epoch || s.rekey) {
+      this.rotationDue = true;
+      return;
+    }
     const pair = await generatePair();
-    // the epoch is used up even if no reply comes, so a retry never
-    // proposes an epoch the polite side may already have derived
+    // the epoch is used up even if no reply comes, so that a new exchange
+    // never proposes an epoch the polite side may already have derived
     const epoch = this.nextEpoch();
     this.epoch = epoch;
     s.rekey = { epoch, pair };
@@ -288,6 +300,10 @@ export class KeyExchange {
     s.established = epoch;
     for (const e of s.epochs.keys()) if (e < epoch) s.epochs.delete(e);
     this.hooks.established(epoch);
+    if (this.rotationDue) {
+      this.rotationDue = false;
+      this.enqueue(() => this.sendRekey());
+    }
   }
 
   /**

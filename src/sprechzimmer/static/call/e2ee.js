@@ -142,7 +142,7 @@ export class E2EE {
   /** Run a new key agreement (a participant rejoined); media stays encrypted. */
   restart() {
     if (this.closed) return;
-    clearTimeout(this.rotationTimer);
+    this.stopRotation();
     // a restart is the way out of "failed", so set the state directly
     this.state = {
       ...this.state,
@@ -160,7 +160,7 @@ export class E2EE {
   close() {
     if (this.closed) return;
     this.closed = true;
-    clearTimeout(this.rotationTimer);
+    this.stopRotation();
     this.pc.removeEventListener("track", this.attachAll);
     this.pc.removeEventListener("signalingstatechange", this.attachAll);
     this.channel?.close();
@@ -223,9 +223,16 @@ export class E2EE {
   /** @param {number} epoch */
   onEstablished(epoch) {
     this.update({ status: "encrypted", epoch });
-    if (this.polite || this.closed) return;
-    clearTimeout(this.rotationTimer);
-    this.rotationTimer = setTimeout(() => this.exchange.rotate(), this.rotationMs);
+    if (this.polite || this.closed || this.rotationTimer) return;
+    // a steady beat from the first epoch on, so that the time an exchange
+    // takes does not stretch the period; a beat that finds the previous
+    // renewal unconfirmed is skipped (see KeyExchange.sendRekey)
+    this.rotationTimer = setInterval(() => this.exchange.rotate(), this.rotationMs);
+  }
+
+  stopRotation() {
+    clearInterval(this.rotationTimer);
+    this.rotationTimer = 0;
   }
 
   /** @param {object} message */
@@ -282,7 +289,7 @@ export class E2EE {
 
   /** @param {string} reason */
   setFailed(reason) {
-    clearTimeout(this.rotationTimer);
+    this.stopRotation();
     this.update({ status: "failed", failure: reason });
   }
 
