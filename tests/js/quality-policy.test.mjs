@@ -270,6 +270,20 @@ test("noise across a threshold changes the profile rarely", () => {
   }
 });
 
+test("a queue building up lowers the profile before the estimate does", () => {
+  const queue = snap(3000, { rttMs: 600, sendKbps: 700 });
+  const seq = [...STEADY, queue, queue, queue];
+  const profiles = decideSequence(seq);
+  assert.equal(profiles[10], "high", "one late report is not decisive");
+  assert.equal(profiles[11], "medium");
+});
+
+test("a single RTT spike changes nothing", () => {
+  const spike = snap(3000, { rttMs: 900, sendKbps: 700 });
+  const seq = [...STEADY, spike, ...repeat(5, snap(3000))];
+  assert.deepEqual(new Set(decideSequence(seq)), new Set(["high"]));
+});
+
 test("loss spikes alone on a fast path do not lower the profile", () => {
   const next = random(3);
   const seq = Array.from({ length: 100 }, () =>

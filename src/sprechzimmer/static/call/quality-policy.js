@@ -96,6 +96,8 @@ export const DEFAULT_OPTIONS = Object.freeze({
   severeShare: 0.6,
   /** RTT samples kept for the baseline. */
   rttWindow: 15,
+  /** RTT this far above the baseline means a queue is building. */
+  queueMs: 250,
 });
 
 /** @typedef {typeof DEFAULT_OPTIONS} PolicyOptions */
@@ -115,6 +117,7 @@ export const DEFAULT_OPTIONS = Object.freeze({
  * @property {number | null} ceiling  the budget of the last failed probe
  * @property {number} grown  clean decisions in a row above the ceiling
  * @property {boolean} capProbe  the last decision raised only the cap
+ * @property {number} queued  decisions in a row with a queue building
  * @property {number[]} rtts  recent RTTs for the baseline
  */
 
@@ -138,6 +141,7 @@ export function initialPolicyState(options = {}) {
     ceiling: null,
     grown: 0,
     capProbe: false,
+    queued: 0,
     rtts: [],
   };
 }
@@ -189,6 +193,24 @@ export function budgetKbps(snap) {
   // loss a congested downlink or relay adds before the estimate does.
   const factor = loss <= 0.02 ? 1 : Math.max(0.3, 1 - 2 * loss);
   return Math.min(.../** @type {number[]} */ (limits)) * factor;
+}
+
+/**
+ * The budget, lowered below what we send while a queue builds up: the
+ * estimate can lag behind a sudden bottleneck by seconds, the RTT does not.
+ * Two decisions in a row, so that one late report is not decisive.
+ * @param {PolicyState} state @param {PolicyState} next
+ * @param {Snapshot} snap @param {PolicyOptions} opts
+ * @returns {number | null}
+ */
+function queueAware(state, next, snap, opts) {
+  const budget = budgetKbps(snap);
+  const base = state.rtts.length ? Math.min(...state.rtts) : null;
+  const queued =
+    base != null && snap.rttMs != null && snap.rttMs > base + opts.queueMs;
+  next.queued = queued ? state.queued + 1 : 0;
+  if (budget == null || next.queued < 2 || !snap.sendKbps) return budget;
+  return Math.min(budget, 0.85 * snap.sendKbps);
 }
 
 /**
@@ -286,7 +308,7 @@ export function decideProfile(state, snap, options = {}) {
   }
   if (state.probing && next.since >= opts.probeWindow) next.ceiling = null;
 
-  const budget = budgetKbps(snap);
+  const budget = queueAware(state, next, snap, opts);
   const cap = capProfile(state, snap);
   const result = (/** @type {Profile} */ profile, /** @type {string} */ why) =>
     finish(state, next, snap, profile, why, opts);
@@ -307,7 +329,10 @@ export function decideProfile(state, snap, options = {}) {
     return result(state.profile, "probe pending");
   }
   if (target !== state.profile) {
-    const severe = budget < opts.severeShare * keepKbps(state.profile, opts);
+    // A queue seen twice in a row has been debounced already.
+    const severe =
+      budget < opts.severeShare * keepKbps(state.profile, opts) ||
+      next.queued >= 2;
     const warm = next.decisions > opts.warmupDecisions;
     if (severe && (warm || target === "audio-only")) {
       return result(target, "collapse");
