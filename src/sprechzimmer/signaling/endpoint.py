@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..config import Settings
-from ..rooms.errors import Gone, NotAuthorised, ProtocolError
+from ..rooms.errors import Gone, NotAllowed, NotAuthorised, ProtocolError
 from ..rooms.events import Role
 from ..store.accounts import LOGIN_COOKIE, therapist_for_login
 from ..store.clock import now_ms
@@ -186,8 +186,13 @@ class Signaling:
             handler = handlers.get(message.type)
             if handler is None:
                 raise ProtocolError("hello was sent already", errors.INVALID)
-            if await handler(seat, message) is False:
-                return
+            try:
+                if await handler(seat, message) is False:
+                    return
+            except NotAllowed as error:
+                # A user error, not a broken client: a double click on
+                # admit, a client who left a moment before. Say so, stay.
+                seat.connection.send(errors.close_for(error)[2])
 
     def _handlers(self) -> dict[str, Callable[[Seat, object], Awaitable[object]]]:
         return {
