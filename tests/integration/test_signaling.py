@@ -372,17 +372,22 @@ async def test_client_cannot_admit_itself(server, other_call, invite, all_logs):
 
 
 async def test_waiting_client_cannot_signal(server, other_call, invite, all_logs):
-    """A signal from the waiting room reaches nobody; the socket closes."""
+    """A signal from the waiting room reaches nobody; the client is told."""
     therapist = await join_as_therapist(server, invite["cookie"], invite["id"])
     client = await knock(server, invite["token"], NAME)
     await therapist.expect("lobby")
 
     await client.send({"type": "signal", "description": {"type": "offer"}})
-    closed = await client.closed()
+    error = await client.expect("error")
 
-    assert closed.code == 4422
-    # The next thing the therapist hears is that nobody waits any more.
-    assert await therapist.expect("lobby") == {"type": "lobby", "waiting": None}
+    assert (error["code"], error["message"]) == ("not_allowed", "not in the call")
+    # Messages to one socket keep their order: a relayed signal would
+    # arrive before the answer to this request.
+    await therapist.send({"type": "ice"})
+    assert (await therapist.next())["type"] == "ice"
+    with api(server, invite["cookie"]) as http:
+        view = http.get(f"/api/sessions/{invite['id']}").json()
+    assert view["client_waiting"] is True
     await other_call.check()
 
 
@@ -582,3 +587,23 @@ async def test_resume_survives_a_server_restart(database_url, tmp_path):
         await tab.expect("welcome")
         assert await tab.expect("joined") == {"type": "joined", "state": "in_call"}
         await Participant.close_all()
+
+
+async def test_admitting_twice_keeps_the_call(server, invite, all_logs):
+    """A second admit (a double click, a race) is refused in words only."""
+    therapist = await join_as_therapist(server, invite["cookie"], invite["id"])
+    client = await knock(server, invite["token"], NAME)
+    await therapist.expect("lobby")
+
+    await therapist.send({"type": "admit"})
+    await therapist.send({"type": "admit"})
+
+    assert await therapist.expect("lobby") == {"type": "lobby", "waiting": None}
+    assert (await therapist.expect("peer"))["present"] is True
+    error = await therapist.expect("error")
+    assert (error["code"], error["message"]) == ("not_allowed", "no client is waiting")
+    # Still connected, still in the call.
+    await therapist.send({"type": "signal", "description": {"type": "offer"}})
+    await client.expect("admitted")
+    await client.expect("peer")
+    assert (await client.expect("signal"))["sender"] == therapist.instance
