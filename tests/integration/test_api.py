@@ -22,7 +22,9 @@ from tests.integration.helpers import (
     join_as_therapist,
     knock,
     log_in,
+    logged,
     open_session,
+    server_lines,
 )
 
 
@@ -427,3 +429,31 @@ def test_no_url_carries_a_token_in_its_query(server, cookie, session):
         assert not values & secrets, url
         assert "token" not in urlsplit(url).query, url
     assert not any(token in text for text in texts)
+
+
+async def test_nothing_private_reaches_the_logs(server, all_logs):
+    """A failed login and a whole session leave no secret in any log line."""
+    username, password = server.add_therapist()
+    post(server, None, "/api/login", json={"username": username, "password": "x"})
+    body = {"username": username, "password": password}
+    cookie = post(server, None, "/api/login", json=body).cookies[LOGIN_COOKIE]
+    session = open_session(server, cookie, "K-PRIVATE-4417")
+    client = await knock(server, invite_token(session), "Quirinus Zeh")
+    post(server, cookie, f"/api/sessions/{session['id']}/admit")
+    resume = (await client.expect("admitted"))["resume"]
+    post(server, cookie, f"/api/sessions/{session['id']}/end")
+    await client.closed()
+
+    assert await logged(all_logs.lines, "client left")
+    lines = server_lines(all_logs.lines)
+    assert any("/api/login: not authorised" in line for line in lines)
+    secrets = [
+        password,
+        cookie,
+        invite_token(session),
+        resume,
+        "K-PRIVATE-4417",
+        "Quirinus Zeh",
+    ]
+    for secret in secrets:
+        assert not [line for line in lines if secret in line], secret
