@@ -198,7 +198,8 @@ export function budgetKbps(snap) {
 /**
  * The budget, lowered below what we send while a queue builds up: the
  * estimate can lag behind a sudden bottleneck by seconds, the RTT does not.
- * Two decisions in a row, so that one late report is not decisive.
+ * Two decisions in a row, so that one late report is not decisive, and
+ * not during the warm-up, when the baseline is still unknown.
  * @param {PolicyState} state @param {PolicyState} next
  * @param {Snapshot} snap @param {PolicyOptions} opts
  * @returns {number | null}
@@ -208,9 +209,12 @@ function queueAware(state, next, snap, opts) {
   const base = state.rtts.length ? Math.min(...state.rtts) : null;
   const queued =
     base != null && snap.rttMs != null && snap.rttMs > base + opts.queueMs;
-  next.queued = queued ? state.queued + 1 : 0;
+  const warm = next.decisions > opts.warmupDecisions;
+  next.queued = queued && warm ? state.queued + 1 : 0;
   if (budget == null || next.queued < 2 || !snap.sendKbps) return budget;
-  return Math.min(budget, 0.85 * snap.sendKbps);
+  // A busy machine delays reports too; the RTT alone never pauses video.
+  const floor = keepKbps("low", opts);
+  return Math.min(budget, Math.max(0.85 * snap.sendKbps, floor));
 }
 
 /**
