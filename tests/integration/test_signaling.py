@@ -607,3 +607,28 @@ async def test_admitting_twice_keeps_the_call(server, invite, all_logs):
     await client.expect("admitted")
     await client.expect("peer")
     assert (await client.expect("signal"))["sender"] == therapist.instance
+
+
+async def test_therapist_of_an_ended_session_closes_with_4410(server, invite, all_logs):
+    """The therapist's page of an ended session is told it ended."""
+    with api(server, invite["cookie"]) as http:
+        http.post(f"/api/sessions/{invite['id']}/end").raise_for_status()
+
+    hello = therapist_hello(invite["id"])
+    closed = await refused(server, hello, cookie=invite["cookie"])
+
+    assert (closed.code, closed.reason) == (4410, "ended")
+
+
+async def test_second_therapist_tab_replaces_the_first(server, other_call):
+    """A therapist's new tab takes the seat; the old one is closed with 4000."""
+    call = other_call
+    tab = await Participant.open(server, call.cookie)
+    await tab.send(therapist_hello(call.session_id))
+
+    await tab.expect("welcome")
+    assert await tab.expect("joined") == {"type": "joined", "state": "in_call"}
+    old = await call.therapist.closed()
+    assert (old.code, old.reason) == (4000, "replaced")
+    peer = await call.client.expect("peer")
+    assert peer == {"type": "peer", "present": True, "instance": tab.instance}
