@@ -33,8 +33,9 @@ _LIFE_KINDS = f"('{K.HEARTBEAT}', '{K.MEDIA_CONNECTED}')"
 # Per session: billable stretches (both roles' media up), their gaps, and
 # from them the session's seconds and interruptions. __CANDIDATES__ is a
 # SELECT of session ids; the steps mirror rooms/billing.py. Heartbeats,
-# nearly all rows, pass through one GROUP BY only; everything after it
-# works on a few rows per session.
+# nearly all rows, are read only for sessions that have not ended (the
+# last heartbeat closes their media); everything else is a few rows per
+# session, found through the indexes of migration 0002.
 _EVENTS = "session_events WHERE session_id IN (SELECT session_id FROM cand)"
 _PER_SESSION = f"""
 cand AS (__CANDIDATES__),
@@ -43,8 +44,13 @@ ends AS (
     AND kind = '{K.SESSION_ENDED}'
   GROUP BY session_id
 ),
+open_ AS (
+  SELECT session_id FROM cand
+  WHERE session_id NOT IN (SELECT session_id FROM ends)
+),
 seen AS (
-  SELECT session_id, role, MAX(at_ms) AS at_ms FROM {_EVENTS}
+  SELECT session_id, role, MAX(at_ms) AS at_ms FROM session_events
+  WHERE session_id IN (SELECT session_id FROM open_)
     AND role IN {_ROLES} AND (kind IN {_STATE_KINDS} OR kind IN {_LIFE_KINDS})
   GROUP BY session_id, role
 ),
@@ -64,7 +70,6 @@ steps AS (
   FROM ends CROSS JOIN roles
   UNION ALL
   SELECT session_id, role, at_ms, 3, 0 FROM seen
-  WHERE session_id NOT IN (SELECT session_id FROM ends)
 ),
 deltas AS (
   SELECT session_id, at_ms,
@@ -123,9 +128,11 @@ GROUP BY r.month, t.username
 ORDER BY r.month, t.username
 """
 
-_MONTH_CANDIDATES = """
+# Billable time always begins at a media_connected, so a session billed
+# in a month has one in that month.
+_MONTH_CANDIDATES = f"""
   SELECT DISTINCT session_id FROM session_events
-  WHERE at_ms >= :lo_ms AND at_ms < :hi_ms"""
+  WHERE kind = '{K.MEDIA_CONNECTED}' AND at_ms >= :lo_ms AND at_ms < :hi_ms"""
 
 
 @dataclass(frozen=True)

@@ -102,7 +102,12 @@ class SessionEvent(Base):
     """A connection event, time-stamped by the server, used for billing."""
 
     __tablename__ = "session_events"
-    __table_args__ = (Index("ix_session_events_session_at", "session_id", "at_ms"),)
+    __table_args__ = (
+        Index("ix_session_events_session_at", "session_id", "at_ms"),
+        # for the billing report (migration 0002)
+        Index("ix_session_events_session_kind", "session_id", "kind", "at_ms"),
+        Index("ix_session_events_kind_at", "kind", "at_ms", "session_id"),
+    )
 
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True
