@@ -177,7 +177,12 @@ export class E2EE {
     for (const transceiver of this.pc.getTransceivers()) {
       if (this.attached.has(transceiver)) continue;
       this.attached.add(transceiver);
-      this.attach(transceiver);
+      try {
+        this.attach(transceiver);
+      } catch {
+        // frames on this transceiver could pass in clear: say so
+        this.setFailed("transform could not be attached");
+      }
     }
   };
 
@@ -210,8 +215,12 @@ export class E2EE {
         this.request({ type: "receiveKey", epoch, key }),
       useSendKey: (epoch, key) =>
         this.worker?.postMessage({ type: "sendKey", epoch, key }),
-      safetyCode: (words) =>
-        this.update({ safetyCode: words.join(" "), safetyCodeParts: words }),
+      safetyCode: (words) => {
+        const code = words.join(" ");
+        // a new code (after a rejoin) has not been compared yet
+        const compared = this.state.compared && this.state.safetyCode === code;
+        this.update({ safetyCode: code, safetyCodeParts: words, compared });
+      },
       established: (epoch) => this.onEstablished(epoch),
       fail: (reason) => this.setFailed(reason),
       compared: () => {
