@@ -17,7 +17,10 @@
 // makes Chrome send probe packets, with no new resolution and so no key
 // frame. If the estimate then shows room, the step follows. A failed probe
 // doubles the wait before the next, unless the estimate has since grown
-// past the one the probe failed at.
+// past the one the probe failed at. The RTT helps on the way down: a
+// queue building up lowers the profile before the estimate falls.
+//
+// What the page shows and what we tell the peer is in quality-report.js.
 
 /** @typedef {"audio-only" | "low" | "medium" | "high"} Profile */
 /** @typedef {"good" | "fair" | "poor"} QualityWord */
@@ -256,6 +259,14 @@ export function upKbps(profile, opts = DEFAULT_OPTIONS) {
   return opts.upMargin * keepKbps(next, opts);
 }
 
+/**
+ * The best profile a budget keeps.
+ * @param {number} budget
+ */
+export function profileForBudget(budget) {
+  return fitting("high", budget, DEFAULT_OPTIONS);
+}
+
 /** @param {PolicyState} state @param {Snapshot} snap @param {PolicyOptions} opts */
 function isClean(state, snap, opts) {
   if ((snap.sendLoss ?? 0) > opts.cleanLoss) return false;
@@ -437,99 +448,4 @@ export function decideSequence(snapshots, options = {}) {
     profiles.push(decision.profile);
   }
   return profiles;
-}
-
-/**
- * The word for one direction of the call, from what the path does to the
- * packets and what it leaves room for.
- * @param {{loss: number | null, rttMs: number | null,
- *   jitterMs?: number | null, roomFor?: Profile | null}} m
- *   roomFor: the best profile the path carries, when known
- * @returns {QualityWord}
- */
-export function qualityWord(m) {
-  const loss = m.loss ?? 0;
-  const rtt = m.rttMs ?? 0;
-  const jitter = m.jitterMs ?? 0;
-  const room = m.roomFor ? rank(m.roomFor) : rank("high");
-  if (loss > 0.1 || rtt > 600 || jitter > 100 || room < rank("low")) {
-    return "poor";
-  }
-  if (loss > 0.02 || rtt > 250 || jitter > 30 || room < rank("medium")) {
-    return "fair";
-  }
-  return "good";
-}
-
-/**
- * Quality of what we send and of what we receive. The send side knows its
- * budget; the receive side only what arrives (a peer without a camera
- * sends little, which says nothing about the path).
- * @param {Snapshot} snap
- * @returns {{send: QualityWord, recv: QualityWord}}
- */
-export function qualityWords(snap) {
-  const budget = budgetKbps(snap);
-  return {
-    send: qualityWord({
-      loss: snap.sendLoss,
-      rttMs: snap.rttMs,
-      roomFor: budget == null ? null : fitting("high", budget, DEFAULT_OPTIONS),
-    }),
-    recv: qualityWord({
-      loss: snap.recvLoss,
-      rttMs: snap.rttMs,
-      jitterMs: snap.jitterMs,
-    }),
-  };
-}
-
-/**
- * Memory of the receive side between decisions.
- * @typedef {{lossy: number, slow: number, calm: number,
- *   cap: Profile | null}} AdviceState
- */
-
-/** @returns {AdviceState} */
-export function initialAdviceState() {
-  return { lossy: 0, slow: 0, calm: 0, cap: null };
-}
-
-/**
- * What to tell the peer we can take: a downlink limit while what arrives
- * is being lost, and a decode limit when our CPU drops frames.
- * @param {AdviceState} state
- * @param {Snapshot} snap
- * @param {{calmDecisions?: number}} [options]
- * @returns {{state: AdviceState, advice: PeerAdvice}}
- */
-export function adviseReceive(state, snap, options = {}) {
-  const calmDecisions = options.calmDecisions ?? 15;
-  const lossy = (snap.recvLoss ?? 0) >= 0.05 ? state.lossy + 1 : 0;
-  const frameMs = snap.recvFps ? 1000 / snap.recvFps : 1000 / 30;
-  const struggling =
-    (snap.droppedFrameRatio ?? 0) > 0.15 ||
-    (snap.decodeMsPerFrame ?? 0) > 0.8 * frameMs;
-  const slow = struggling ? state.slow + 1 : 0;
-
-  let maxKbps = null;
-  if (lossy >= 2 && snap.recvKbps) {
-    maxKbps = Math.max(AUDIO_KBPS, Math.round(0.85 * snap.recvKbps));
-  }
-
-  // A decode limit is lifted only after a long calm spell, or the peer
-  // would climb back into the overload at once.
-  let cap = state.cap;
-  let calm = struggling ? 0 : state.calm + 1;
-  const sent = snap.peer?.profile;
-  if (slow >= 2 && sent && rank(sent) > rank("low")) {
-    cap = PROFILES[rank(sent) - 1];
-    calm = 0;
-  } else if (cap && calm >= calmDecisions) {
-    cap = null;
-  }
-  return {
-    state: { lossy, slow: slow >= 2 ? 0 : slow, calm, cap },
-    advice: { maxKbps, maxProfile: cap },
-  };
 }

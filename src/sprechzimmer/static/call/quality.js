@@ -15,12 +15,14 @@ import {
   AUDIO_KBPS,
   PROFILES,
   PROFILE_VIDEO,
-  adviseReceive,
   decideProfile,
-  initialAdviceState,
   initialPolicyState,
-  qualityWords,
 } from "./quality-policy.js";
+import {
+  adviseReceive,
+  initialAdviceState,
+  qualityWords,
+} from "./quality-report.js";
 import { makeSample, readStats } from "./quality-stats.js";
 
 /** @typedef {import("./quality-policy.js").Profile} Profile */
@@ -203,7 +205,7 @@ export class QualityController {
     if (!encoding) return; // before negotiation
 
     const video = PROFILE_VIDEO[profile];
-    const next = PROFILES[Math.min(PROFILES.indexOf(profile) + 1, 3)];
+    const next = PROFILES[Math.min(PROFILES.indexOf(profile) + 1, PROFILES.length - 1)];
     const kbps = probe ? PROFILE_VIDEO[next].videoKbps : video.videoKbps;
     const wanted = {
       active: profile !== "audio-only",
