@@ -103,7 +103,7 @@ def channel_messages(page: Page) -> list[str]:
 
 
 def test_encrypted_call_decodes_both_ways_and_shows_one_code(people, call_server):
-    """Both pages decode 50+ frames and audio and show the same safety code."""
+    """50+ frames and audio each way, one safety code, no key on a WebSocket."""
     server = call_server()
     therapist, client, _, _ = start_call(people, server)
     for page in (therapist.page, client.page):
@@ -119,6 +119,12 @@ def test_encrypted_call_decodes_both_ways_and_shows_one_code(people, call_server
         assert state["decryptFailures"] == 0
         assert state["unencryptedRefused"] == 0
         assert state["framesDecrypted"] > 0
+
+    # the key agreement went over the data channel, not the WebSocket
+    messages = channel_messages(therapist.page) + channel_messages(client.page)
+    assert any('"commit"' in m for m in messages)
+    assert therapist.ws_frames and client.ws_frames
+    assert leaked_values(therapist.ws_frames + client.ws_frames, messages) == []
 
     # the therapist marks the code as compared; both pages show it
     therapist.page.click("[data-testid=mark-compared]")
