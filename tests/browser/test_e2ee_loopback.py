@@ -150,6 +150,34 @@ def test_unencrypted_frames_are_refused_and_clear_never_sent(loopback):
     assert impolite["framesDecoded"] == 0
 
 
+def test_restart_runs_a_new_exchange_while_media_stays_encrypted(loopback):
+    """Each side's restart gives a new code, resets 'compared', loses no frame."""
+    start(loopback)
+    first = wait_for(loopback, '[i, p].every(s => s.e2ee.status === "encrypted")')
+    loopback.evaluate("() => window.loopback.act('impolite', 'markCompared')")
+    wait_for(loopback, "p.e2ee.compared && i.e2ee.compared")
+
+    codes = {first["impolite"]["e2ee"]["safetyCode"]}
+    for side, epoch in (("polite", 2), ("impolite", 3)):
+        loopback.evaluate(f"() => window.loopback.act('{side}', 'restart')")
+        got = wait_for(
+            loopback,
+            f"""[i, p].every(s => s.e2ee.status === "encrypted"
+                && s.e2ee.epoch === {epoch} && s.e2ee.safetyCode)""",
+        )
+        code = got["impolite"]["e2ee"]["safetyCode"]
+        assert got["polite"]["e2ee"]["safetyCode"] == code
+        assert code not in codes
+        codes.add(code)
+        for s in got.values():
+            assert s["e2ee"]["compared"] is False
+
+    frames = wait_for(loopback, "[i, p].every(s => s.framesDecoded >= 50)")
+    for s in frames.values():
+        assert s["e2ee"]["decryptFailures"] == 0
+        assert s["e2ee"]["unencryptedRefused"] == 0
+
+
 def test_rotation_every_3s_for_40s_without_failure_or_freeze(loopback):
     """Ten or more epochs each side, no decrypt failure, no frozen second."""
     start(loopback, rotationSeconds=3)

@@ -131,10 +131,19 @@ function channelMessages(side) {
   return call.e2ees[SIDES.indexOf(side)]?.test?.channelMessages() ?? [];
 }
 
+/**
+ * Call restart() or markCompared() on one side's E2EE.
+ * @param {"impolite" | "polite"} side
+ * @param {"restart" | "markCompared"} method
+ */
+function act(side, method) {
+  call.e2ees[SIDES.indexOf(side)]?.[method]();
+}
+
 function stop() {
   for (const e2ee of call.e2ees) e2ee?.close();
   for (const pc of call.pcs) pc.close();
 }
 
 // @ts-ignore: the test's entry point
-window.loopback = { start, stats, sample, capture, channelMessages, stop };
+window.loopback = { start, stats, sample, capture, channelMessages, act, stop };
