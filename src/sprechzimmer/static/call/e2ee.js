@@ -126,9 +126,9 @@ export class E2EE {
       if (!this.polite) this.exchange.begin();
     };
     channel.onmessage = (event) => this.onChannelMessage(event.data);
-    channel.onclose = () => {
-      if (!this.closed) this.setFailed("key channel closed");
-    };
+    // the channel closes with the peer connection or when the peer leaves;
+    // media ends with it, so this is no failure of the encryption
+    channel.onclose = () => this.stopRotation();
     this.channel = channel;
   }
 
