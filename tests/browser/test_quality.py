@@ -245,7 +245,8 @@ QUALITY = """() => {
   const s = q?.readings?.at(-1)?.snapshot;
   const round = (x) => (x == null ? null : Math.round(x * 100) / 100);
   return { ...(q?.state ?? {}), estimate: round(s?.availableKbps),
-           loss: round(s?.sendLoss), rtt: round(s?.rttMs) };
+           loss: round(s?.sendLoss), rtt: round(s?.rttMs),
+           reason: q?.lastDecision?.reason ?? null };
 }"""
 
 
@@ -331,8 +332,9 @@ def test_call_under_250_kbit_keeps_audio_and_recovers_video(
         for person in people:
             person.page.evaluate("() => window.audioWatch.reset()")
         worst = [min(RANK[s[i]["profile"]] for s in settled) for i in range(2)]
-        recovered = _watch_recovery(people, worst, seconds(20))
-        assert recovered, f"video not back within 20 s: {limited[-1]}"
+        recovery: list = []
+        recovered = _watch_recovery(people, worst, seconds(20), recovery)
+        assert recovered, f"video not back within 20 s: {recovery}"
         gaps = [p.page.evaluate(AUDIO_GAP) for p in people]
         assert max(g[0] for g in gaps) <= 1000, f"audio after the limit: {gaps}"
 
@@ -347,7 +349,9 @@ def test_call_under_250_kbit_keeps_audio_and_recovers_video(
         _check_samples(ns_server)
 
 
-def _watch_recovery(people: list[Person], worst: list[int], timeout: float) -> bool:
+def _watch_recovery(
+    people: list[Person], worst: list[int], timeout: float, timeline: list
+) -> bool:
     """Whether each sender climbs above its worst profile under the limit.
 
     Paused video (audio-only) must be on again; reduced video (low) must
@@ -355,7 +359,9 @@ def _watch_recovery(people: list[Person], worst: list[int], timeout: float) -> b
     """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        ranks = [RANK[_quality(p)["profile"]] for p in people]
+        states = [_quality(p) for p in people]
+        timeline.append([(s["profile"], s["estimate"], s["reason"]) for s in states])
+        ranks = [RANK[s["profile"]] for s in states]
         if all(r > w for r, w in zip(ranks, worst, strict=True)):
             return True
         people[0].page.wait_for_timeout(500)

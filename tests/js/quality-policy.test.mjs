@@ -135,6 +135,8 @@ test("an application-limited estimate is probed by the cap alone", () => {
   assert.equal(run(limited).probe, false);
   const probe = run(limited);
   assert.deepEqual([probe.profile, probe.probe], ["low", true]);
+  const first = run(snap(900));
+  assert.deepEqual([first.profile, first.probe], ["low", true]);
   const answer = run(snap(900));
   assert.deepEqual([answer.profile, answer.reason], ["medium", "probe held"]);
   assert.equal(answer.probe, false);
@@ -152,11 +154,11 @@ test("a probe the estimate does not answer keeps the profile, waits longer", () 
   assert.equal(run(limited).probe, true);
   const answer = run(limited);
   assert.deepEqual([answer.profile, answer.reason], ["low", "probe failed"]);
-  assert.equal(state.hold, 4);
+  assert.equal(state.hold, 3, "a probe of the cap alone waits at most 3");
   const probes = [];
   for (let i = 0; i < 12; i += 1) probes.push(run(limited).probe);
   const at = probes.map((p, i) => (p ? i : -1)).filter((i) => i >= 0);
-  assert.deepEqual(at, [3], "the next probe after four clean decisions");
+  assert.deepEqual(at, [2, 6, 10], "a probe every fourth decision");
 });
 
 test("right after a step up, an unchanged estimate waits for the probe", () => {
@@ -220,9 +222,9 @@ test("a grown estimate skips the doubled wait after a failed probe", () => {
   run(limited);
   run(limited);
   assert.equal(run(limited).reason, "probe failed");
-  assert.equal(state.hold, 4);
+  assert.equal(state.hold, 3);
   run(snap(1.2 * 240));
-  assert.equal(run(snap(1.2 * 240)).probe, true, "probed after two, not four");
+  assert.equal(run(snap(1.2 * 240)).probe, true, "probed after two, not three");
 });
 
 test("noise inside a profile's band does not change the profile", () => {

@@ -81,6 +81,8 @@ export const DEFAULT_OPTIONS = Object.freeze({
   /** Upper bound of the doubled wait after failed steps up; it also
    * bounds how long paused video waits once the network is back. */
   maxHoldDecisions: 8,
+  /** The same bound after failed probes of the bitrate cap alone. */
+  maxProbeHoldDecisions: 3,
   /** The estimate must exceed a failed probe's by this to skip the wait. */
   ceilingMargin: 1.15,
   /** A step down this soon after a step up counts as a failed probe. */
@@ -90,7 +92,7 @@ export const DEFAULT_OPTIONS = Object.freeze({
   /** Loss at or below this is clean. */
   cleanLoss: 0.02,
   /** A probe needs the estimate this much over the current profile's rate. */
-  headroom: 1.25,
+  headroom: 1.1,
   /** A step up needs the estimate this much over the next keep rate. */
   upMargin: 1.1,
   /** The keep rate is the audio plus this share of the video rate. */
@@ -110,7 +112,8 @@ export const DEFAULT_OPTIONS = Object.freeze({
  * @typedef {object} PolicyState
  * @property {Profile} profile
  * @property {number} decisions  decisions made so far
- * @property {number} clean  clean decisions in a row that allow a step up
+ * @property {number} clean  clean decisions in a row that allow a probe
+ * @property {number} steps  of those, the ones that allow a step up
  * @property {number} short  decisions in a row below the keep rate
  * @property {number | null} shortBudget  the larger budget of that run
  * @property {number} hold  clean decisions needed for the next step up
@@ -120,6 +123,7 @@ export const DEFAULT_OPTIONS = Object.freeze({
  * @property {number | null} ceiling  the budget of the last failed probe
  * @property {number} grown  clean decisions in a row above the ceiling
  * @property {boolean} capProbe  the last decision raised only the cap
+ * @property {number} answers  readings in a row that answered the probe
  * @property {number} queued  decisions in a row with a queue building
  * @property {number[]} rtts  recent RTTs for the baseline
  */
@@ -135,6 +139,7 @@ export function initialPolicyState(options = {}) {
     profile: opts.initialProfile,
     decisions: 0,
     clean: 0,
+    steps: 0,
     short: 0,
     shortBudget: null,
     hold: opts.holdDecisions,
@@ -144,6 +149,7 @@ export function initialPolicyState(options = {}) {
     ceiling: null,
     grown: 0,
     capProbe: false,
+    answers: 0,
     queued: 0,
     rtts: [],
   };
@@ -315,6 +321,8 @@ export function decideProfile(state, snap, options = {}) {
     decisions: state.decisions + 1,
     grown: 0,
     capProbe: false,
+    answers: 0,
+    steps: 0,
   };
   next.since = state.since + 1;
   // A step up that held long enough clears the memory of failed ones.
@@ -373,10 +381,15 @@ export function decideProfile(state, snap, options = {}) {
   const room = roomToGrow(state, snap, budget, opts);
   const up = PROFILES[rank(state.profile) + 1];
   if (state.capProbe) {
-    // the probe's answer
-    if (room === "step") {
+    // the probe's answer, twice, so that one lucky reading is not enough
+    if (room === "step" && state.answers >= 1) {
       next.probeBudget = budget;
       return result(up, "probe held");
+    }
+    if (room === "step") {
+      next.capProbe = true;
+      next.answers = 1;
+      return result(state.profile, "probe answered");
     }
     probeFailed(state, next, opts);
     return result(state.profile, "probe failed");
@@ -386,13 +399,15 @@ export function decideProfile(state, snap, options = {}) {
     return result(state.profile, "no headroom");
   }
   next.clean = state.clean + 1;
+  next.steps = room === "step" ? state.steps + 1 : 0;
   const grown =
     state.ceiling != null && budget > opts.ceilingMargin * state.ceiling;
   next.grown = grown ? state.grown + 1 : 0;
   const wait = next.grown >= opts.holdDecisions ? next.grown : state.hold;
   if (next.clean < wait) return result(state.profile, "clean, waiting");
   next.probeBudget = budget;
-  if (room === "step") return result(up, "step up");
+  // A step needs the estimate to show room all along; else probe first.
+  if (next.steps >= wait) return result(up, "step up");
   next.capProbe = true;
   next.clean = 0;
   return result(state.profile, "probe");
@@ -428,7 +443,12 @@ function finish(before, next, snap, profile, reason, opts) {
  * @param {PolicyState} before @param {PolicyState} next @param {PolicyOptions} opts
  */
 function probeFailed(before, next, opts) {
-  next.hold = Math.min(before.hold * 2, opts.maxHoldDecisions);
+  // A probe of the cap alone costs little (no key frame), so its failures
+  // lengthen the wait less: the network may come back any time.
+  const most = before.capProbe
+    ? opts.maxProbeHoldDecisions
+    : opts.maxHoldDecisions;
+  next.hold = Math.max(before.hold, Math.min(before.hold * 2, most));
   next.ceiling = before.probeBudget;
   next.clean = 0;
 }

@@ -99,6 +99,8 @@ export class QualityController {
     /** @type {ReturnType<typeof setInterval> | null} */
     this.sampleTimer = null;
     this.busy = false;
+    /** @type {ReturnType<typeof decideProfile> | null} */
+    this.lastDecision = null;
   }
 
   /** Create the data channel and start deciding; call before the offer. */
@@ -156,6 +158,8 @@ export class QualityController {
     // what we send
     const decision = decideProfile(this.policy, snapshot, this.options.policy);
     this.policy = decision.state;
+    /** The last decision and its reason, for support and tests. */
+    this.lastDecision = decision;
     await this.#applyProfile(decision.profile, decision.probe);
     await this.#preferAudio();
 
