@@ -35,6 +35,8 @@ async def start_coturn(tmp_path):
     yield start
     for coturn in started:
         await coturn.stop()
+        # Shown by pytest only when the test failed.
+        print(f"--- {coturn.log_path}", *coturn.log_text().splitlines()[-40:], sep="\n")
 
 
 async def turn_client(coturn: LocalCoturn, username: str, password: str):

@@ -51,6 +51,8 @@ async def start_coturn(tmp_path):
     yield start
     for coturn in started:
         await coturn.stop()
+        # Shown by pytest only when the test failed.
+        print(f"--- {coturn.log_path}", *coturn.log_text().splitlines()[-40:], sep="\n")
 
 
 def url(coturn: LocalCoturn) -> str:

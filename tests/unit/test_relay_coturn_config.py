@@ -36,6 +36,7 @@ def test_hardening_options_are_present():
         "total-quota=1200",
         "no-tcp-relay",
         "no-rfc5780",
+        "no-dynamic-ip-list",
         "listening-port=3478",
         "min-port=49152",
         "max-port=65535",

@@ -117,6 +117,9 @@ def _limits(o: CoturnOptions) -> list[str]:
         f"user-quota={o.user_quota}",
         f"total-quota={o.total_quota}",
         "no-cli",
+        # Only this file decides peers and realms, never coturn's database.
+        "no-dynamic-ip-list",
+        "no-dynamic-realms",
         "no-software-attribute",
         # NAT-behaviour discovery and legacy STUN enlarge answers, which
         # makes the server a better traffic amplifier.

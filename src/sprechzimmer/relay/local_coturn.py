@@ -15,6 +15,7 @@ import random
 import re
 import shutil
 import socket
+import sqlite3
 from pathlib import Path
 from types import TracebackType
 
@@ -22,6 +23,8 @@ from .coturn_config import CoturnOptions, render
 from .stun import StunError, StunTarget, binding
 
 TURNSERVER = "/usr/bin/turnserver"
+#: The database schema that Debian's coturn package ships.
+COTURN_SCHEMA = "/usr/share/coturn/schema.sql"
 
 #: coturn's verbose log line for a new allocation.
 _ALLOCATION = re.compile(r"session \S+: new, realm=<[^>]*>, username=<([^>]*)>")
@@ -116,6 +119,7 @@ class LocalCoturn:
             raise FileNotFoundError(f"coturn is not installed at {self.executable}")
         self.directory.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(render(self.options))
+        self._create_database()
         self.process = await asyncio.create_subprocess_exec(
             self.executable,
             "-c",
@@ -157,6 +161,18 @@ class LocalCoturn:
                     await binding(target, 0.5)
                     return
                 await asyncio.sleep(0.05)
+
+    def _create_database(self) -> None:
+        # coturn reads secrets from its SQLite database on every
+        # authentication, even with a static secret, and answers 401 when
+        # that fails. Left to itself, each auth thread creates the tables on
+        # first use, and a thread that reads meanwhile gets "database is
+        # locked". Tables that exist beforehand leave nothing to write.
+        path = Path(self.options.userdb or "")
+        if path.exists() or not Path(COTURN_SCHEMA).exists():
+            return
+        with contextlib.closing(sqlite3.connect(path)) as database:
+            database.executescript(Path(COTURN_SCHEMA).read_text())
 
     async def __aenter__(self) -> LocalCoturn:
         await self.start()
