@@ -82,6 +82,8 @@ export class KeyExchange {
     this.session = null;
     this.failed = false;
     this.rotationDue = false;
+    /** @type {Promise<CryptoKeyPair> | null} */
+    this.spare = null;
     this.queue = Promise.resolve();
     /** @type {Record<string, (m: any) => Promise<void>>} */
     this.handlers = this.polite
@@ -147,7 +149,7 @@ export class KeyExchange {
   // impolite side
 
   async sendCommit() {
-    const pair = await generatePair();
+    const pair = await this.takePair();
     const pub = await exportPublic(pair);
     const epoch = this.nextEpoch();
     this.epoch = epoch;
@@ -190,7 +192,7 @@ export class KeyExchange {
       this.rotationDue = true;
       return;
     }
-    const pair = await generatePair();
+    const pair = await this.takePair();
     // the epoch is used up even if no reply comes, so that a new exchange
     // never proposes an epoch the polite side may already have derived
     const epoch = this.nextEpoch();
@@ -227,7 +229,7 @@ export class KeyExchange {
     if (commit.length !== 32) return;
     const s = newSession(m.x, "keyed", m.epoch);
     s.commit = commit;
-    s.pair = await generatePair();
+    s.pair = await this.takePair();
     this.session = s;
     this.hooks.send({ t: "key", x: s.id, pub: toBase64(await exportPublic(s.pair)) });
   }
@@ -255,10 +257,11 @@ export class KeyExchange {
     const peerPub = publicKeyField(m.pub);
     if (!s || m.x !== s.id || !isEpoch(m.epoch) || !peerPub) return;
     if (s.stage !== "revealed" || m.epoch <= this.epoch) return;
-    const pair = await generatePair();
-    const receiveKey = await this.derive(s, m.epoch, pair, peerPub);
+    // the reply goes first, so that both sides derive at the same time
+    const pair = await this.takePair();
     const pub = await exportPublic(pair);
     this.hooks.send({ t: "rekey-reply", x: s.id, epoch: m.epoch, pub: toBase64(pub) });
+    const receiveKey = await this.derive(s, m.epoch, pair, peerPub);
     await this.confirm(s, m.epoch, receiveKey);
   }
 
@@ -351,6 +354,17 @@ export class KeyExchange {
       impolitePublicKey,
       politePublicKey,
     });
+  }
+
+  /**
+   * A fresh key pair, made ahead of time to keep a renewal short; each
+   * pair serves one exchange only.
+   * @returns {Promise<CryptoKeyPair>}
+   */
+  takePair() {
+    const pair = this.spare ?? generatePair();
+    this.spare = generatePair();
+    return pair;
   }
 
   nextEpoch() {
