@@ -65,8 +65,20 @@ function report(t, o = {}) {
       address: "192.0.2.10",
       port: 50000,
     },
-    { id: "R1", type: "remote-candidate", candidateType: "srflx", address: "198.51.100.7" },
-    { id: "OA", type: "outbound-rtp", kind: "audio", ssrc: 1, timestamp: ts, bytesSent: bytes(40) },
+    {
+      id: "R1",
+      type: "remote-candidate",
+      candidateType: "srflx",
+      address: "198.51.100.7",
+    },
+    {
+      id: "OA",
+      type: "outbound-rtp",
+      kind: "audio",
+      ssrc: 1,
+      timestamp: ts,
+      bytesSent: bytes(40),
+    },
     {
       id: "OV",
       type: "outbound-rtp",
@@ -119,6 +131,9 @@ function report(t, o = {}) {
   ];
   return stats;
 }
+
+/** A peer's limits message without limits. */
+const LIMITS = { type: "limits", v: 1, maxKbps: null, maxProfile: null };
 
 /** A sender that keeps the parameters it was given. */
 class FakeSender {
@@ -253,12 +268,13 @@ test("the peer's advertised limit lowers what we send", async () => {
   await q.tick();
   await q.tick();
   await q.tick();
-  const limits = { type: "limits", v: 1, maxKbps: 200, maxProfile: null, profile: "high" };
+  const limits = { ...LIMITS, maxKbps: 200, profile: "high" };
   pc.channels[0].onmessage?.({ data: JSON.stringify(limits) });
   await q.tick();
   q.stop();
   assert.equal(q.state.profile, "low");
-  assert.equal(pc.video.params.encodings[0].maxBitrate, PROFILE_VIDEO.low.videoKbps * 1000);
+  const cap = pc.video.params.encodings[0].maxBitrate;
+  assert.equal(cap, PROFILE_VIDEO.low.videoKbps * 1000);
   assert.equal(pc.video.params.encodings[0].scaleResolutionDownBy, 4);
 });
 
@@ -266,7 +282,7 @@ test("we tell the peer what we take, and its paused video", async () => {
   const { pc, q } = setup([report(2), report(4)]);
   q.start();
   pc.channels[0].onmessage?.({
-    data: JSON.stringify({ type: "limits", v: 1, maxKbps: null, maxProfile: null, profile: "audio-only" }),
+    data: JSON.stringify({ ...LIMITS, profile: "audio-only" }),
   });
   await q.tick();
   await q.tick();
@@ -291,12 +307,12 @@ test("malformed peer messages are dropped", () => {
   assert.equal(parseAdvice(`{"type":"limits","v":1,"pad":"${"x".repeat(600)}"}`), null);
   assert.deepEqual(
     parseAdvice(
-      JSON.stringify({ type: "limits", v: 1, maxKbps: 10, maxProfile: "ultra", profile: 3 }),
+      JSON.stringify({ ...LIMITS, maxKbps: 10, maxProfile: "ultra", profile: 3 }),
     ),
     { maxKbps: null, maxProfile: null, profile: null },
   );
   assert.deepEqual(
-    parseAdvice(JSON.stringify({ type: "limits", v: 1, maxKbps: 500, maxProfile: "low" })),
+    parseAdvice(JSON.stringify({ ...LIMITS, maxKbps: 500, maxProfile: "low" })),
     { maxKbps: 500, maxProfile: "low", profile: null },
   );
 });
@@ -331,7 +347,8 @@ test("a sample carries numbers and types only, never an address", async () => {
 test("a later sample counts only new decrypt failures", () => {
   const reading = readStats(report(4), report(2));
   assert.equal(reading.path, "direct");
-  const first = makeSample([reading], { profile: "low", decryptFailures: 2, errors: 0 });
+  const extra = { profile: "low", decryptFailures: 2, errors: 0 };
+  const first = makeSample([reading], /** @type {any} */ (extra));
   assert.equal(first.decrypt_failures, 2);
   assert.equal(first.profile, "low");
 });
@@ -353,7 +370,8 @@ test("the stats reader falls back to the selected pair (Firefox)", () => {
 });
 
 test("the stats reader turns counters into rates and fractions", () => {
-  const { snapshot } = readStats(report(4, { lost: 25, fractionLost: 0.05 }), report(2));
+  const now = report(4, { lost: 25, fractionLost: 0.05 });
+  const { snapshot } = readStats(now, report(2));
   assert.equal(snapshot.availableKbps, 3000);
   assert.equal(snapshot.rttMs, 30);
   assert.equal(snapshot.sendLoss, 0.05);
