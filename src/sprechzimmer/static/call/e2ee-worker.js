@@ -9,7 +9,7 @@
 // the page (e2ee.js); this worker never sees key bytes.
 //
 // Messages from the page: init {direction, graceMs}, sendKey {epoch, key},
-// receiveKey {id, epoch, key} (answered with installed {id}), reset {},
+// receiveKey {id, epoch, key} (answered with installed {id}),
 // wrongReceiveKey {}, capture {id, count} (answered with captured {id,
 // before, after}). To the page: stats {...counters}, installed, captured.
 
@@ -71,10 +71,6 @@ const handlers = {
   async receiveKey(m) {
     state.receiveKeys.set(m.epoch, state.wrongReceiveKey ? await randomKey() : m.key);
     self.postMessage({ type: "installed", id: m.id });
-  },
-  reset() {
-    state.sendKey = null;
-    state.receiveKeys.clear();
   },
   async wrongReceiveKey() {
     state.wrongReceiveKey = true;
