@@ -163,8 +163,7 @@ export class QualityController {
     await this.#applyProfile(decision.profile, decision.probe);
     await this.#preferAudio();
 
-    // what we can take
-    // Without a camera track there is no video to pause or to announce.
+    // what we can take; without a camera there is no video to announce
     const camera = Boolean(this.#sender("video")?.track);
     const advised = adviseReceive(this.advice, snapshot);
     this.advice = advised.state;
