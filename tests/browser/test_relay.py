@@ -150,9 +150,10 @@ def test_relay_only_call_goes_through_coturn(people, coturns, tmp_path):
         for page in (therapist.page, client.page):
             assert wait_for_media(page)["framesDecoded"] >= 50
 
+        # Each side's own candidate is a relay one: the pair is relayed on
+        # both sides (the remote one may show as prflx, learned by a check).
         for page in (therapist.page, client.page):
             assert stats(page)["candidateType"] == "relay"
-            assert stats(page)["remoteCandidateType"] == "relay"
             assert "DE" in path_text(page)
 
     handed = handed_usernames(therapist, client)
