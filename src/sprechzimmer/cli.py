@@ -11,6 +11,7 @@ from collections.abc import Callable
 from . import billing_cli, logs
 from .config import Settings
 from .relay import coturn_config
+from .relay.regions import RelayConfigError
 
 Command = Callable[[Settings, argparse.Namespace], int]
 
@@ -23,7 +24,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     settings = Settings()
     logs.setup(settings.log_level)
-    return args.run(settings, args)
+    try:
+        return args.run(settings, args)
+    except RelayConfigError as error:
+        # A relay outside the region stops the start with a message, not a trace.
+        print(f"sprechzimmer: {error}", file=sys.stderr)
+        return 2
 
 
 def build_parser() -> argparse.ArgumentParser:

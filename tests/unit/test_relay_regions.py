@@ -89,3 +89,22 @@ def test_urls_must_be_turn_or_stun():
     """A URL with another scheme is a configuration error."""
     with pytest.raises(RelayConfigError, match="https://"):
         select_servers(settings(server("https://turn.example.de", "DE")))
+
+
+def test_serve_refuses_to_start_with_a_foreign_server(monkeypatch, tmp_path, capsys):
+    """`sprechzimmer serve` with a foreign TURN server exits 2 with the message."""
+    from sprechzimmer.cli import main
+
+    monkeypatch.setenv("SPRECHZIMMER_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("SPRECHZIMMER_TURN_SECRET", "secret")
+    monkeypatch.setenv(
+        "SPRECHZIMMER_TURN_SERVERS",
+        '[{"urls": ["turn:turn.example.fr:3478"], "region": "FR"}]',
+    )
+
+    status = main(["serve", "--port", "0"])
+
+    assert status == 2
+    error = capsys.readouterr().err
+    assert "TURN server turn:turn.example.fr:3478 is in region FR" in error
+    assert "Traceback" not in error
