@@ -37,6 +37,8 @@ def test_hardening_options_are_present():
         "no-tcp-relay",
         "no-rfc5780",
         "no-dynamic-ip-list",
+        "no-tlsv1",
+        "no-tlsv1_1",
         "listening-port=3478",
         "min-port=49152",
         "max-port=65535",

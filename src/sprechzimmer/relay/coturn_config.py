@@ -83,6 +83,10 @@ def _listeners(o: CoturnOptions) -> list[str]:
         "no-tcp-relay",
         # TURN over DTLS is used by no browser.
         "no-dtls",
+        # TLS 1.2 is the oldest version still considered safe (kept even
+        # without TLS, in case someone switches it on by hand).
+        "no-tlsv1",
+        "no-tlsv1_1",
     ]
     if o.tls_listening_port is None:
         lines.append("no-tls")
@@ -91,9 +95,6 @@ def _listeners(o: CoturnOptions) -> list[str]:
             f"tls-listening-port={o.tls_listening_port}",
             f"cert={o.cert}",
             f"pkey={o.pkey}",
-            # TLS 1.2 is the oldest version still considered safe.
-            "no-tlsv1",
-            "no-tlsv1_1",
         ]
     return lines
 
