@@ -35,7 +35,9 @@ _LIFE_KINDS = f"('{K.HEARTBEAT}', '{K.MEDIA_CONNECTED}')"
 # SELECT of session ids; the steps mirror rooms/billing.py. Heartbeats,
 # nearly all rows, are read only for sessions that have not ended (the
 # last heartbeat closes their media); everything else is a few rows per
-# session, found through the indexes of migration 0002.
+# session, found through the indexes of migration 0002. Lookups per
+# session are correlated subqueries, because neither database can
+# estimate the size of a CTE and PostgreSQL would scan the whole table.
 _EVENTS = "session_events WHERE session_id IN (SELECT session_id FROM cand)"
 _PER_SESSION = f"""
 cand AS (__CANDIDATES__),
@@ -44,21 +46,23 @@ ends AS (
     AND kind = '{K.SESSION_ENDED}'
   GROUP BY session_id
 ),
+roles AS (SELECT 'therapist' AS role UNION ALL SELECT 'client'),
 open_ AS (
   SELECT session_id FROM cand
   WHERE session_id NOT IN (SELECT session_id FROM ends)
 ),
 seen AS (
-  SELECT session_id, role, MAX(at_ms) AS at_ms FROM session_events
-  WHERE session_id IN (SELECT session_id FROM open_)
-    AND role IN {_ROLES} AND (kind IN {_STATE_KINDS} OR kind IN {_LIFE_KINDS})
-  GROUP BY session_id, role
+  SELECT open_.session_id, roles.role, (
+    SELECT MAX(e.at_ms) FROM session_events e
+    WHERE e.session_id = open_.session_id AND e.role = roles.role
+      AND (e.kind IN {_STATE_KINDS} OR e.kind IN {_LIFE_KINDS})
+  ) AS at_ms
+  FROM open_ CROSS JOIN roles
 ),
 changes AS (
   SELECT session_id, role, at_ms, kind FROM {_EVENTS}
     AND kind IN {_STATE_KINDS} AND role IN {_ROLES}
 ),
-roles AS (SELECT 'therapist' AS role UNION ALL SELECT 'client'),
 steps AS (
   SELECT c.session_id, c.role, c.at_ms,
     CASE c.kind WHEN '{K.MEDIA_CONNECTED}' THEN 0 ELSE 1 END AS rnk,
@@ -69,7 +73,7 @@ steps AS (
   SELECT ends.session_id, roles.role, ends.end_ms, 2, 0
   FROM ends CROSS JOIN roles
   UNION ALL
-  SELECT session_id, role, at_ms, 3, 0 FROM seen
+  SELECT session_id, role, at_ms, 3, 0 FROM seen WHERE at_ms IS NOT NULL
 ),
 deltas AS (
   SELECT session_id, at_ms,
@@ -100,14 +104,19 @@ per_session AS (
     SUM(CASE WHEN gap_ms >= :grace_ms THEN 1 ELSE 0 END) AS interruptions
   FROM both_up GROUP BY session_id
 ),
-raw AS (
-  SELECT s.therapist_id, m.month, COUNT(*) AS sessions,
-    SUM(p.billable_seconds) AS billable_seconds,
-    SUM(p.interruptions) AS interruptions
+billed AS (
+  SELECT p.started_ms, p.billable_seconds, p.interruptions, (
+    SELECT s.therapist_id FROM sessions s WHERE s.id = p.session_id
+  ) AS therapist_id
   FROM per_session p
-  JOIN sessions s ON s.id = p.session_id
-  JOIN months m ON p.started_ms >= m.start_ms AND p.started_ms < m.end_ms
-  GROUP BY s.therapist_id, m.month
+),
+raw AS (
+  SELECT b.therapist_id, m.month, COUNT(*) AS sessions,
+    SUM(b.billable_seconds) AS billable_seconds,
+    SUM(b.interruptions) AS interruptions
+  FROM billed b
+  JOIN months m ON b.started_ms >= m.start_ms AND b.started_ms < m.end_ms
+  GROUP BY b.therapist_id, m.month
 )"""
 
 _REPORT = f"""
