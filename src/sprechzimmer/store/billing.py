@@ -247,16 +247,15 @@ steps AS (
   WHERE kind IN {_STATE_KINDS} AND role IN {_ROLES}
     AND session_id NOT IN (SELECT session_id FROM ended)
 ),
-seen AS (
-  SELECT session_id, role, MAX(at_ms) AS seen_ms FROM session_events
-  WHERE kind IN {_LIFE_KINDS} AND role IN {_ROLES}
-    AND session_id NOT IN (SELECT session_id FROM ended)
-  GROUP BY session_id, role
+still_up AS (
+  SELECT steps.session_id, steps.role, (
+    SELECT MAX(e.at_ms) FROM session_events e
+    WHERE e.session_id = steps.session_id AND e.role = steps.role
+      AND e.kind IN {_LIFE_KINDS}
+  ) AS seen_ms
+  FROM steps WHERE steps.newest = 1 AND steps.up = 1
 )
-SELECT steps.session_id, steps.role, seen.seen_ms
-FROM steps JOIN seen
-  ON seen.session_id = steps.session_id AND seen.role = steps.role
-WHERE steps.newest = 1 AND steps.up = 1 AND seen.seen_ms <= :before_ms
+SELECT session_id, role, seen_ms FROM still_up WHERE seen_ms <= :before_ms
 """
 
 
