@@ -8,6 +8,7 @@ the same file. Both database backends are tested elsewhere.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
@@ -20,19 +21,24 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import Browser, Page
 
 from sprechzimmer.store import accounts
 from sprechzimmer.store.db import Database
+from sprechzimmer.store.models import Session
 from tests.browser.conftest import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
     Person,
     join_as_client,
     log_in,
+    open_session,
     start_call,
     stats,
     wait_for_media,
     wait_until,
 )
+from tests.browser.netns import Namespace, namespace
 from tests.conftest import running_server, seconds
 
 #: The command line of this checkout's virtual environment.
@@ -124,11 +130,12 @@ def test_reload_is_back_in_the_call_without_the_waiting_room(people, server):
     client.page.reload()
     wait_until(
         client.page,
-        lambda s: s["framesDecoded"] >= FRAMES and s["audioPacketsReceived"] > 0,
+        lambda s: s["framesDecoded"] > 0 and s["audioPacketsReceived"] > 0,
         5,
         "media in the reloaded page",
     )
     assert time.monotonic() - started <= seconds(5)
+    frames_rise(client.page)
     new_peer_flows(therapist.page, 10)
 
     assert not waited(client.ws_frames)
@@ -279,22 +286,33 @@ def test_both_join_at_the_same_instant_twenty_times(people, server):
 class ServerProcess:
     """``sprechzimmer serve`` as a real process that can be killed."""
 
-    def __init__(self, database_url: str, directory: Path) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        directory: Path,
+        host: str = "127.0.0.1",
+        public_host: str = "127.0.0.1",
+    ) -> None:
         self.database_url = database_url
+        self.host = host
         self.port = free_port()
+        #: Where this machine's pages reach it; invites name ``public_host``.
         self.base_url = f"http://127.0.0.1:{self.port}"
+        self.public_url = f"http://{public_host}:{self.port}"
         self.log = directory / "server.log"
         self.env = {
             **os.environ,
             "SPRECHZIMMER_DATABASE_URL": database_url,
             "SPRECHZIMMER_DATA_DIR": str(directory),
-            "SPRECHZIMMER_PUBLIC_BASE_URL": self.base_url,
+            "SPRECHZIMMER_PUBLIC_BASE_URL": self.public_url,
         }
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
         """Start the server on its port and wait until it answers."""
-        command = [str(SERVE), "serve", "--port", str(self.port)]
+        command = [
+            str(SERVE), "serve", "--host", self.host, "--port", str(self.port)
+        ]  # fmt: skip
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 command, env=self.env, stdout=log, stderr=subprocess.STDOUT
@@ -403,3 +421,200 @@ def test_server_restart_keeps_media_and_lets_the_call_renegotiate(
         assert page.evaluate("() => window.negotiations") >= 2
         frames_rise(page)
     assert signaling_state(therapist.page) == signaling_state(client.page) == "open"
+
+
+# -- network loss -------------------------------------------------------------
+
+OUTAGE = 40.0
+
+
+@contextlib.contextmanager
+def chromium_in(browser: Browser, ns: Namespace, origin: str, directory: Path):
+    """A Chromium inside ``ns`` that treats ``origin`` as secure; one page."""
+    launched = browser.browser_type.launch(
+        executable_path=str(ns.wrapper(directory, CHROMIUM)),
+        headless=True,
+        args=[*CHROMIUM_ARGS, f"--unsafely-treat-insecure-origin-as-secure={origin}"],
+    )
+    try:
+        context = launched.new_context()
+        person = Person(context, context.new_page())
+        person.page.on("console", lambda m: person.console.append(m.text))
+        person.page.on("pageerror", lambda e: person.console.append(f"error: {e}"))
+        yield person
+        print("--- console in the namespace:", *person.console[-30:], sep="\n")
+    finally:
+        launched.close()
+
+
+def connection_text(page: Page) -> str:
+    return page.text_content("[data-testid=connection-state]") or ""
+
+
+def test_forty_seconds_without_network_then_media_flows_again(
+    people, browser, sqlite_url, tmp_path
+):
+    """A client offline for 40 s sees "Reconnecting…", is never ended, and
+    has media again within 5 s of its network coming back, without a click.
+
+    "Media again" is sound both ways (25 more audio packets, half a second)
+    over a connected peer connection; video follows as the quality
+    controller steps up from audio-only and is checked with more time.
+    """
+    with contextlib.ExitStack() as stack:
+        ns = stack.enter_context(namespace())
+        # On every address: this machine's page uses 127.0.0.1, the
+        # namespaced browser the host's end of the veth link.
+        server = ServerProcess(sqlite_url, tmp_path, "0.0.0.0", ns.host_address)
+        server.start()
+        stack.callback(server.kill)
+        client = stack.enter_context(
+            chromium_in(browser, ns, server.public_url, tmp_path)
+        )
+
+        username, password = server.add_therapist()
+        therapist = people()
+        log_in(therapist.page, server, username, password)
+        invite, call_url = open_session(therapist.page, "K-40")
+        therapist.page.goto(call_url.replace(server.public_url, server.base_url))
+        join_as_client(client.page, invite, "Alex")
+        therapist.page.click("[data-testid=admit]")
+        for page in (client.page, therapist.page):
+            wait_for_media(page, frames=FRAMES)
+
+        ns.link(up=False)
+        seen = {"client": set(), "therapist": set()}
+        cut = time.monotonic()
+        while time.monotonic() - cut < OUTAGE:
+            seen["client"].add(connection_text(client.page))
+            seen["therapist"].add(connection_text(therapist.page))
+            for page in (client.page, therapist.page):
+                assert page.is_hidden("[data-testid=closed]")
+            therapist.page.wait_for_timeout(500)
+        assert connection_text(client.page) == "Reconnecting…"
+        assert "Reconnecting…" in seen["therapist"], seen
+
+        before = {id(p): stats(p) for p in (client.page, therapist.page)}
+        ns.link(up=True)
+        back = time.monotonic()
+        for page in (client.page, therapist.page):
+            old = before[id(page)]["audioPacketsReceived"]
+            wait_until(
+                page,
+                lambda s, old=old: (
+                    s["connectionState"] == "connected"
+                    and s["audioPacketsReceived"] >= old + 25
+                ),
+                5 - (time.monotonic() - back),
+                "sound again after the network came back",
+            )
+        assert time.monotonic() - back <= seconds(5)
+        # Video comes back as the quality controller steps up again from
+        # the audio-only profile that the outage drove it to.
+        for page in (client.page, therapist.page):
+            frames_rise(page, timeout=20)
+            assert connection_text(page) == "Connected"
+        assert not session_ended(sqlite_url)
+
+
+def session_ended(database_url: str) -> bool:
+    database = Database(database_url)
+    try:
+        with database.session() as db:
+            return any(s.ended_at is not None for s in db.query(Session).all())
+    finally:
+        database.dispose()
+
+
+# -- devices ------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def plain_chromium(browser: Browser, fake_devices: bool) -> Iterator[Browser]:
+    """A Chromium that asks for permissions as a real one does.
+
+    Without --use-fake-ui-for-media-stream only what the context granted is
+    allowed; without --use-fake-device-for-media-stream Chromium sees this
+    machine's own devices, and it has neither camera nor microphone.
+    """
+    args = [
+        arg
+        for arg in CHROMIUM_ARGS
+        if arg != "--use-fake-ui-for-media-stream"
+        and (fake_devices or arg != "--use-fake-device-for-media-stream")
+    ]
+    launched = browser.browser_type.launch(
+        executable_path=CHROMIUM, headless=True, args=args
+    )
+    try:
+        yield launched
+    finally:
+        launched.close()
+
+
+def admitted_client(people, server, launched: Browser, grant: list[str]):
+    """A call whose client runs in ``launched`` with only ``grant`` allowed."""
+    context = launched.new_context()
+    context.grant_permissions(grant, origin=server.base_url)
+    client = Person(context, context.new_page())
+    client.page.on("console", lambda m: client.console.append(m.text))
+    username, password = server.add_therapist()
+    therapist = people()
+    log_in(therapist.page, server, username, password)
+    invite, call_url = open_session(therapist.page, "K-5")
+    therapist.page.goto(call_url)
+    join_as_client(client.page, invite, "Alex")
+    therapist.page.click("[data-testid=admit]")
+    return therapist, client
+
+
+def test_client_with_camera_denied_joins_with_sound(people, browser, server):
+    """With the camera denied, the client joins with sound and is heard."""
+    with plain_chromium(browser, fake_devices=True) as launched:
+        therapist, client = admitted_client(people, server, launched, ["microphone"])
+        client.page.wait_for_selector("[data-testid=notice]", state="visible")
+        assert "camera is not available" in client.page.text_content(
+            "[data-testid=notice]"
+        )
+        assert client.page.evaluate(
+            "() => window.sprechzimmer.peer.options.localStream.getTracks()"
+            ".map((t) => t.kind).join()"
+        ) == ("audio")
+
+        heard = stats(therapist.page).get("audioPacketsReceived", 0)
+        wait_until(
+            therapist.page,
+            lambda s: s["audioPacketsReceived"] >= heard + 50,
+            20,
+            "the client's sound at the therapist",
+        )
+        wait_for_media(client.page, frames=FRAMES)
+
+
+def test_client_without_a_microphone_joins_receive_only(people, browser, server):
+    """A client without a microphone is told so in words and still sees
+    and hears the therapist.
+
+    "Missing" is real here: Chromium's fake devices always include a fake
+    microphone (its switches can remove fake cameras, device-count=0, but
+    no fake microphone), so this client's Chromium runs without fake
+    devices on this machine, which has no microphone (and no camera).
+    Camera and microphone are granted: the devices are absent, not denied.
+    """
+    with plain_chromium(browser, fake_devices=False) as launched:
+        therapist, client = admitted_client(
+            people, server, launched, ["microphone", "camera"]
+        )
+        client.page.wait_for_selector("[data-testid=notice]", state="visible")
+        assert "microphone is not available" in client.page.text_content(
+            "[data-testid=notice]"
+        )
+        wait_for_media(client.page, frames=FRAMES)
+        assert stats(client.page)["audioPacketsSent"] == 0
+        wait_until(
+            therapist.page,
+            lambda s: s["connectionState"] == "connected",
+            10,
+            "the therapist to be connected",
+        )
+        assert client.page.is_hidden("[data-testid=closed]")

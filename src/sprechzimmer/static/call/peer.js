@@ -126,6 +126,20 @@ export class Peer {
   }
 
   /**
+   * Send the offer that is still waiting for an answer once more, as the
+   * other side may have missed it while its signaling was down. False if
+   * no offer is waiting.
+   */
+  resendOffer() {
+    const offer = this.pc.localDescription;
+    if (this.closed || this.pc.signalingState !== "have-local-offer" || !offer) {
+      return false;
+    }
+    this.options.sendSignal({ description: offer.toJSON() });
+    return true;
+  }
+
+  /**
    * Send this camera track, or none. The direction changes with it, so the
    * other side learns by renegotiation that the camera is off.
    */

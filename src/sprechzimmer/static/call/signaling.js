@@ -45,6 +45,22 @@ export class Signaling {
     return false;
   }
 
+  /**
+   * Connect anew now, not after the backoff: the network is back. A socket
+   * that still looks open may be a dead TCP connection (a cut link sends
+   * no reset), so it is dropped too; the server seats the new one.
+   */
+  reconnectNow() {
+    if (this.stopped) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    const stale = this.socket;
+    this.socket = null;
+    stale?.close(1000, "network changed");
+    this.#setState("reconnecting");
+    this.#open();
+  }
+
   /** Close for good; with `leave` the server records a deliberate hang-up. */
   close(leave = false) {
     this.stopped = true;

@@ -160,6 +160,8 @@ function connect() {
     onstate: onSignalingState,
   });
   state.signaling.connect();
+  // Back online after a drop: reconnect now, not after the backoff.
+  addEventListener("online", () => state.signaling?.reconnectNow());
 }
 
 /** @type {Record<string, (message: any) => void>} */
@@ -200,6 +202,8 @@ const handlers = {
     }
     if (!state.peer || message.instance !== state.remoteInstance) {
       newPeer(message.instance);
+    } else if (role === "therapist") {
+      recoverPeer();
     }
   },
   signal(message) {
@@ -382,6 +386,18 @@ function scheduleIceRestart(/** @type {number} */ delay) {
   }, delay);
 }
 
+/**
+ * The other page's signaling is back with the same peer connection. What
+ * we sent while it was away was lost, an ICE restart's offer among it: the
+ * impolite side sends that offer again, or restarts ICE now, rather than
+ * wait for its next restart.
+ */
+function recoverPeer() {
+  const peer = state.peer;
+  if (!peer || peer.pc.connectionState === "connected") return;
+  if (!peer.resendOffer()) peer.restartIce(iceConfiguration());
+}
+
 /** @param {boolean} connected */
 function setMediaConnected(connected) {
   if (state.mediaConnected === connected) return;
@@ -470,8 +486,16 @@ function setConnection(text) {
 
 /** @param {string} text */
 function notice(text) {
-  $("notice").textContent = text;
-  $("notice").hidden = false;
+  // Several things may need saying at once (no microphone and no relay):
+  // each stays, once, so that a later one never hides an earlier one.
+  const element = $("notice");
+  const lines = Array.from(element.querySelectorAll("span"));
+  if (lines.some((line) => line.textContent === text)) return;
+  const line = document.createElement("span");
+  line.textContent = text;
+  if (lines.length) element.append(document.createElement("br"));
+  element.append(line);
+  element.hidden = false;
 }
 
 function showDeviceNote() {
