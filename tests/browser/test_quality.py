@@ -99,11 +99,16 @@ class Link:
     client_dev: str
 
     def limit(self, rate: str) -> None:
-        """Shape both directions of the link to ``rate``."""
+        """Shape both directions of the link to ``rate``.
+
+        The queue holds a second of traffic, like the buffer of a home
+        router; a shallower one drops audio with the video it overflows
+        with before any sender can react.
+        """
         for ns, dev in self._ends():
             _run(
                 "ip", "netns", "exec", ns, "tc", "qdisc", "replace", "dev", dev,
-                "root", "tbf", "rate", rate, "burst", "32kbit", "latency", "400ms",
+                "root", "tbf", "rate", rate, "burst", "32kbit", "latency", "1s",
             )  # fmt: skip
 
     def unlimit(self) -> None:

@@ -398,22 +398,25 @@ test("stale or pause-spanning receiver reports are not counted as loss", () => {
   assert.equal(readStats(at(4, 3000), at(2, 1000)).snapshot.sendLoss, 0.3);
 });
 
-test("a probe raises only the video bitrate cap for one decision", async () => {
+test("a probe tries the next profile's encoding for one decision", async () => {
   // an application-limited estimate at low that does not answer the probe
   const reports = [];
   for (let t = 2; t <= 12; t += 2) reports.push(report(t, { availableKbps: 240 }));
   const { pc, q } = setup(reports, { policy: { initialProfile: "low" } });
   q.start();
   const caps = [];
+  const scales = [];
   for (let i = 0; i < 4; i += 1) {
     await q.tick();
     caps.push(pc.video.params.encodings[0].maxBitrate);
+    scales.push(pc.video.params.encodings[0].scaleResolutionDownBy);
+    assert.equal(q.state.profile, "low", "a probe does not change the profile");
   }
-  assert.equal(q.state.profile, "low");
   q.stop();
   const low = PROFILE_VIDEO.low.videoKbps * 1000;
   const medium = PROFILE_VIDEO.medium.videoKbps * 1000;
   assert.ok(caps.includes(medium), `caps ${caps}`);
+  assert.ok(scales.includes(PROFILE_VIDEO.medium.scaleResolutionDownBy));
   assert.equal(caps.at(-1), low, "the unanswered probe is withdrawn");
   assert.equal(pc.video.params.encodings[0].scaleResolutionDownBy, 4);
 });

@@ -121,10 +121,10 @@ test("recovery climbs one step at a time, waiting between steps", () => {
   assert.ok(steps.at(-1) - 20 <= 10, "high again within 20 s of plenty");
 });
 
-test("an application-limited estimate is probed by the cap alone", () => {
+test("an application-limited estimate is probed by trying the next", () => {
   // Chrome's estimate stays near 1.5 times what is sent: at low it never
-  // shows that medium fits. Raising only the bitrate cap makes Chrome
-  // probe; the step follows when the estimate answers.
+  // shows that medium fits. Trying medium's encoding makes Chrome probe;
+  // the step holds when the estimate answers twice.
   let state = initialPolicyState({ initialProfile: "low" });
   const run = (/** @type {any} */ s) => {
     const d = decideProfile(state, s);
@@ -154,11 +154,11 @@ test("a probe the estimate does not answer keeps the profile, waits longer", () 
   assert.equal(run(limited).probe, true);
   const answer = run(limited);
   assert.deepEqual([answer.profile, answer.reason], ["low", "probe failed"]);
-  assert.equal(state.hold, 3, "a probe of the cap alone waits at most 3");
+  assert.equal(state.hold, 4, "after a failed probe the wait doubles");
   const probes = [];
   for (let i = 0; i < 12; i += 1) probes.push(run(limited).probe);
   const at = probes.map((p, i) => (p ? i : -1)).filter((i) => i >= 0);
-  assert.deepEqual(at, [2, 6, 10], "a probe every fourth decision");
+  assert.deepEqual(at, [3, 8], "a probe after four clean decisions");
 });
 
 test("right after a step up, an unchanged estimate waits for the probe", () => {
@@ -222,9 +222,9 @@ test("a grown estimate skips the doubled wait after a failed probe", () => {
   run(limited);
   run(limited);
   assert.equal(run(limited).reason, "probe failed");
-  assert.equal(state.hold, 3);
+  assert.equal(state.hold, 4);
   run(snap(1.2 * 240));
-  assert.equal(run(snap(1.2 * 240)).probe, true, "probed after two, not three");
+  assert.equal(run(snap(1.2 * 240)).probe, true, "probed after two, not four");
 });
 
 test("noise inside a profile's band does not change the profile", () => {

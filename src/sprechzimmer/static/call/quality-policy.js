@@ -12,10 +12,11 @@
 // must last two decisions. Going up is one step at a time after a few
 // clean decisions, once the estimate shows the next profile fits. Chrome's
 // estimate cannot rise far above what is being sent (it is "application
-// limited"), so with some headroom the policy first probes: for one
-// decision only the bitrate cap is raised to the next profile's, which
-// makes Chrome send probe packets, with no new resolution and so no key
-// frame. If the estimate then shows room, the step follows. A failed probe
+// limited"), so with some headroom the policy probes: the sender tries the
+// next profile's encoding while the profile stays, which makes Chrome send
+// probe packets (raising maxBitrate alone does not: at a small resolution
+// the encoder's allocation stays small). If the estimate then shows room
+// twice, the step holds; if not, the sender goes back. A failed probe
 // doubles the wait before the next, unless the estimate has since grown
 // past the one the probe failed at. The RTT helps on the way down: a
 // queue building up lowers the profile before the estimate falls.
@@ -81,8 +82,8 @@ export const DEFAULT_OPTIONS = Object.freeze({
   /** Upper bound of the doubled wait after failed steps up; it also
    * bounds how long paused video waits once the network is back. */
   maxHoldDecisions: 8,
-  /** The same bound after failed probes of the bitrate cap alone. */
-  maxProbeHoldDecisions: 3,
+  /** The same bound after failed probes, which end within a decision. */
+  maxProbeHoldDecisions: 4,
   /** The estimate must exceed a failed probe's by this to skip the wait. */
   ceilingMargin: 1.15,
   /** A step down this soon after a step up counts as a failed probe. */
@@ -122,7 +123,7 @@ export const DEFAULT_OPTIONS = Object.freeze({
  * @property {number | null} probeBudget  the budget the last step up saw
  * @property {number | null} ceiling  the budget of the last failed probe
  * @property {number} grown  clean decisions in a row above the ceiling
- * @property {boolean} capProbe  the last decision raised only the cap
+ * @property {boolean} trying  the sender tries the next profile
  * @property {number} answers  readings in a row that answered the probe
  * @property {number} queued  decisions in a row with a queue building
  * @property {number[]} rtts  recent RTTs for the baseline
@@ -148,7 +149,7 @@ export function initialPolicyState(options = {}) {
     probeBudget: null,
     ceiling: null,
     grown: 0,
-    capProbe: false,
+    trying: false,
     answers: 0,
     queued: 0,
     rtts: [],
@@ -278,8 +279,9 @@ function isClean(state, snap, opts) {
   if ((snap.sendLoss ?? 0) > opts.cleanLoss) return false;
   if (snap.rttMs == null || state.rtts.length === 0) return true;
   const base = Math.min(...state.rtts);
-  // Queues building up show as RTT above the path's own before loss does.
-  return snap.rttMs <= Math.max(2 * base, base + 100);
+  // A queue building up shows as RTT above the path's own before loss
+  // does; smaller swings are a busy machine's late reports.
+  return snap.rttMs <= base + opts.queueMs;
 }
 
 /**
@@ -312,7 +314,7 @@ function roomToGrow(state, snap, budget, opts) {
  * @param {Partial<PolicyOptions>} [options]
  * @returns {{state: PolicyState, profile: Profile, changed: boolean,
  *   probe: boolean, reason: string}}
- *   probe: raise only the video bitrate cap to the next profile's
+ *   probe: try the next profile's video encoding, keep the profile
  */
 export function decideProfile(state, snap, options = {}) {
   const opts = { ...DEFAULT_OPTIONS, ...options };
@@ -320,7 +322,7 @@ export function decideProfile(state, snap, options = {}) {
     ...state,
     decisions: state.decisions + 1,
     grown: 0,
-    capProbe: false,
+    trying: false,
     answers: 0,
     steps: 0,
   };
@@ -380,14 +382,14 @@ export function decideProfile(state, snap, options = {}) {
   }
   const room = roomToGrow(state, snap, budget, opts);
   const up = PROFILES[rank(state.profile) + 1];
-  if (state.capProbe) {
+  if (state.trying) {
     // the probe's answer, twice, so that one lucky reading is not enough
     if (room === "step" && state.answers >= 1) {
       next.probeBudget = budget;
       return result(up, "probe held");
     }
     if (room === "step") {
-      next.capProbe = true;
+      next.trying = true;
       next.answers = 1;
       return result(state.profile, "probe answered");
     }
@@ -408,7 +410,7 @@ export function decideProfile(state, snap, options = {}) {
   next.probeBudget = budget;
   // A step needs the estimate to show room all along; else probe first.
   if (next.steps >= wait) return result(up, "step up");
-  next.capProbe = true;
+  next.trying = true;
   next.clean = 0;
   return result(state.profile, "probe");
 }
@@ -426,7 +428,7 @@ function finish(before, next, snap, profile, reason, opts) {
   if (changed) {
     const down = rank(profile) < rank(before.profile);
     const recent = before.probing && before.since < opts.probeWindow;
-    if (down && (recent || before.capProbe)) probeFailed(before, next, opts);
+    if (down && (recent || before.trying)) probeFailed(before, next, opts);
     next.profile = profile;
     next.probing = !down;
     next.since = 0;
@@ -434,7 +436,7 @@ function finish(before, next, snap, profile, reason, opts) {
     next.short = 0;
     next.shortBudget = null;
   }
-  return { state: next, profile, changed, probe: next.capProbe, reason };
+  return { state: next, profile, changed, probe: next.trying, reason };
 }
 
 /**
@@ -443,9 +445,9 @@ function finish(before, next, snap, profile, reason, opts) {
  * @param {PolicyState} before @param {PolicyState} next @param {PolicyOptions} opts
  */
 function probeFailed(before, next, opts) {
-  // A probe of the cap alone costs little (no key frame), so its failures
-  // lengthen the wait less: the network may come back any time.
-  const most = before.capProbe
+  // A probe is withdrawn after one reading, so its failures lengthen the
+  // wait less: the network may come back any time.
+  const most = before.trying
     ? opts.maxProbeHoldDecisions
     : opts.maxHoldDecisions;
   next.hold = Math.max(before.hold, Math.min(before.hold * 2, most));

@@ -196,8 +196,7 @@ export class QualityController {
 
   /**
    * Set the video sender's encoding to a profile, if it differs. A probe
-   * raises only the bitrate cap to the next profile's: Chrome then probes
-   * the path, and no new resolution means no key frame on a thin link.
+   * tries the next profile's encoding; Chrome then probes the path.
    * @param {Profile} profile @param {boolean} probe
    */
   async #applyProfile(profile, probe) {
@@ -207,12 +206,12 @@ export class QualityController {
     const encoding = params.encodings?.[0];
     if (!encoding) return; // before negotiation
 
-    const video = PROFILE_VIDEO[profile];
-    const next = PROFILES[Math.min(PROFILES.indexOf(profile) + 1, PROFILES.length - 1)];
-    const kbps = probe ? PROFILE_VIDEO[next].videoKbps : video.videoKbps;
+    const top = PROFILES.length - 1;
+    const next = PROFILES[Math.min(PROFILES.indexOf(profile) + 1, top)];
+    const video = PROFILE_VIDEO[probe ? next : profile];
     const wanted = {
       active: profile !== "audio-only",
-      maxBitrate: Math.max(kbps, 1) * 1000,
+      maxBitrate: Math.max(video.videoKbps, 1) * 1000,
       scaleResolutionDownBy: video.scaleResolutionDownBy,
       maxFramerate: video.maxFramerate,
     };
