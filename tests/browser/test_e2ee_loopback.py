@@ -109,18 +109,20 @@ def test_sender_bytes_differ_after_the_transform(loopback):
     start(loopback)
     wait_for(loopback, 'i.e2ee.status === "encrypted"')
     captured = loopback.evaluate("() => window.loopback.capture('impolite', 30)")
-    pairs = list(zip(captured["before"], captured["after"], strict=True))
-    assert len(pairs) == 30
-    for before, after in pairs:
+    frames = list(
+        zip(captured["kinds"], captured["before"], captured["after"], strict=True)
+    )
+    assert len(frames) == 30
+    for kind, before, after in frames:
         assert len(after) == len(before) + TAG_BYTES + TRAILER_BYTES
         assert after[-1] == TRAILER_MAGIC
         assert after[: len(before)] != before
-    # video frames are larger than 100 bytes here; their body is encrypted
-    video = [(b, a) for b, a in pairs if len(b) > 100]
-    assert video
-    for before, after in video:
-        assert after[:3] == before[:3], "the VP8 payload header stays in clear"
-        assert after[10 : len(before)] != before[10:]
+        # the codec bytes a packetizer reads stay in clear, the rest is not
+        clear = 1 if kind == "audio" else (10 if before[0] & 1 == 0 else 3)
+        assert after[:clear] == before[:clear], kind
+        if len(before) > clear + 8:
+            assert after[clear : len(before)] != before[clear:], kind
+    assert {kind for kind, _, _ in frames} == {"audio", "video"}
 
 
 def test_wrong_receive_key_decodes_nothing_and_counts(loopback):

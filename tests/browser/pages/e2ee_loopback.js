@@ -118,6 +118,7 @@ async function capture(side, count) {
   const got = await e2ee?.test?.captureSenderBytes(count);
   if (!got) return null;
   return {
+    kinds: got.kinds,
     before: got.before.map((b) => Array.from(b)),
     after: got.after.map((b) => Array.from(b)),
   };

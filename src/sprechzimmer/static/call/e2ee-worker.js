@@ -11,7 +11,7 @@
 // Messages from the page: init {direction, graceMs}, sendKey {epoch, key},
 // receiveKey {id, epoch, key} (answered with installed {id}),
 // wrongReceiveKey {}, capture {id, count} (answered with captured {id,
-// before, after}). To the page: stats {...counters}, installed, captured.
+// kinds, before, after}). To the page: stats {...counters}, installed, captured.
 
 import {
   FrameCounter,
@@ -38,8 +38,8 @@ const state = {
   latestReceiveEpoch: 0,
   nextStream: 0,
   wrongReceiveKey: false,
-  /** @type {{id: number, count: number, before: Uint8Array[],
-   *   after: Uint8Array[]} | null} */
+  /** @type {{id: number, count: number, kinds: string[],
+   *   before: Uint8Array[], after: Uint8Array[]} | null} */
   capture: null,
   /** @type {Set<any>} video sender transformers, for key frame requests */
   videoSenders: new Set(),
@@ -79,7 +79,7 @@ const handlers = {
     }
   },
   capture(m) {
-    state.capture = { id: m.id, count: m.count, before: [], after: [] };
+    state.capture = { id: m.id, count: m.count, kinds: [], before: [], after: [] };
   },
 };
 
@@ -93,12 +93,41 @@ self.onmessage = (event) => {
 self.onrtctransform = (/** @type {any} */ event) => {
   const transformer = event.transformer;
   const { side, kind } = transformer.options;
-  const transform = side === "send" ? sender(transformer, kind) : receiver(kind);
+  const process = side === "send" ? sender(transformer, kind) : receiver(kind);
   transformer.readable
-    .pipeThrough(new TransformStream({ transform }))
+    .pipeThrough(new TransformStream(inOrder(process)))
     .pipeTo(transformer.writable)
     .catch(() => {});
 };
+
+/**
+ * Run the frames' crypto side by side but pass them on in order.
+ *
+ * Each WebCrypto call crosses to another thread and back; awaiting one
+ * frame before the next caps the throughput at one frame per round trip,
+ * which a busy machine makes too slow for audio and video together.
+ * @param {(frame: any) => Promise<any>} process resolves to the frame to
+ *   pass on, or null to drop it
+ */
+function inOrder(process) {
+  let tail = Promise.resolve();
+  return {
+    transform(/** @type {any} */ frame, /** @type {any} */ controller) {
+      // a frame that throws is dropped; the frames after it still flow
+      const done = process(frame).catch(() => null);
+      tail = tail.then(async () => {
+        const out = await done;
+        if (!out) return;
+        try {
+          controller.enqueue(out);
+        } catch {
+          // the stream closed with the peer connection
+        }
+      });
+    },
+    flush: () => tail,
+  };
+}
 
 /**
  * @param {any} transformer
@@ -108,17 +137,17 @@ function sender(transformer, kind) {
   const stream = state.nextStream++ % MAX_STREAMS;
   const counter = new FrameCounter();
   if (kind === "video") state.videoSenders.add(transformer);
-  return async (/** @type {any} */ frame, /** @type {any} */ controller) => {
+  return async (/** @type {any} */ frame) => {
     const key = state.sendKey;
     const epoch = state.sendEpoch;
     if (!key) {
       counts.droppedWithoutKey++;
-      return;
+      return null;
     }
     const data = new Uint8Array(frame.data);
     const clear = clearByteCount(kind, data, mimeTypeOf(frame));
     const n = counter.take(epoch);
-    if (clear < 0 || n === null || data.length === 0) return;
+    if (clear < 0 || n === null || data.length === 0) return null;
 
     const trailer = encodeTrailer({ epoch, stream, counter: n });
     const head = data.subarray(0, clear);
@@ -132,27 +161,27 @@ function sender(transformer, kind) {
       data.subarray(clear),
     );
     const out = concatBytes(head, new Uint8Array(sealed), trailer);
-    noteCapture(data, out);
+    noteCapture(kind, data, out);
     frame.data = out.buffer;
     counts.framesEncrypted++;
-    controller.enqueue(frame);
+    return frame;
   };
 }
 
 /** @param {string} kind */
 function receiver(kind) {
-  return async (/** @type {any} */ frame, /** @type {any} */ controller) => {
+  return async (/** @type {any} */ frame) => {
     const data = new Uint8Array(frame.data);
     const trailer = parseTrailer(data);
     const clear = clearByteCount(kind, data, mimeTypeOf(frame));
     if (!trailer || clear < 0 || data.length < clear + TAG_BYTES + TRAILER_BYTES) {
       counts.unencryptedRefused++;
-      return;
+      return null;
     }
     const found = receiveKeyFor(trailer.epochLow);
     if (!found) {
       counts.decryptFailures++;
-      return;
+      return null;
     }
 
     const head = data.subarray(0, clear);
@@ -175,12 +204,12 @@ function receiver(kind) {
       );
     } catch {
       counts.decryptFailures++;
-      return;
+      return null;
     }
     frame.data = concatBytes(head, new Uint8Array(plain)).buffer;
     counts.framesDecrypted++;
     noteReceiveEpoch(found.epoch);
-    controller.enqueue(frame);
+    return frame;
   };
 }
 
@@ -234,16 +263,19 @@ async function randomKey() {
 }
 
 /**
+ * @param {string} kind
  * @param {Uint8Array} before
  * @param {Uint8Array} after
  */
-function noteCapture(before, after) {
+function noteCapture(kind, before, after) {
   const c = state.capture;
   if (!c) return;
+  c.kinds.push(kind);
   c.before.push(before.slice());
   c.after.push(after.slice());
   if (c.before.length < c.count) return;
-  self.postMessage({ type: "captured", id: c.id, before: c.before, after: c.after });
+  const { id, kinds } = c;
+  self.postMessage({ type: "captured", id, kinds, before: c.before, after: c.after });
   state.capture = null;
 }
 

@@ -326,13 +326,15 @@ export class E2EE {
        */
       channelMessages: () => [...(this.channelLog || [])],
       /**
-       * The next frames' bytes before and after the sender's transform.
+       * The next frames' bytes before and after the sender's transform,
+       * with each frame's kind ("audio" or "video").
        * @param {number} [count]
-       * @returns {Promise<{before: Uint8Array[], after: Uint8Array[]}>}
+       * @returns {Promise<{before: Uint8Array[], after: Uint8Array[],
+       *   kinds: string[]}>}
        */
       captureSenderBytes: async (count = 10) => {
         const m = await this.request({ type: "capture", count });
-        return { before: m.before, after: m.after };
+        return { before: m.before, after: m.after, kinds: m.kinds };
       },
     };
   }
