@@ -73,14 +73,24 @@ async function stats() {
         side: SIDES[i],
         e2ee: call.e2ees[i]?.state ?? null,
         framesDecoded: 0,
+        framesReceived: 0,
+        framesDropped: 0,
+        framesEncoded: 0,
         audioSamples: 0,
         concealedSamples: 0,
         audioEnergy: 0,
       };
       const report = await pc.getStats();
       report.forEach((s) => {
+        if (s.type === "outbound-rtp" && s.kind === "video") {
+          out.framesEncoded += s.framesEncoded || 0;
+        }
         if (s.type !== "inbound-rtp") return;
-        if (s.kind === "video") out.framesDecoded += s.framesDecoded || 0;
+        if (s.kind === "video") {
+          out.framesDecoded += s.framesDecoded || 0;
+          out.framesReceived += s.framesReceived || 0;
+          out.framesDropped += s.framesDropped || 0;
+        }
         if (s.kind === "audio") {
           out.audioSamples += s.totalSamplesReceived || 0;
           out.concealedSamples += s.concealedSamples || 0;
