@@ -35,6 +35,15 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 TIME_SCALE = float(os.environ.get("SPRECHZIMMER_TEST_TIME_SCALE", "1"))
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items):
+    """Run browser tests last, after pytest grouped tests by backend.
+
+    They are the slowest, and a quick failure elsewhere should show first.
+    """
+    items.sort(key=lambda item: "tests/browser/" in str(item.path))
+
+
 def seconds(value: float) -> float:
     """A timeout in seconds, stretched on slow machines."""
     return value * TIME_SCALE

@@ -37,9 +37,13 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.browser)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """One headless Chromium for the whole run."""
+    """One headless Chromium per test module.
+
+    Not for the whole run: Playwright's sync API keeps an event loop
+    running in the main thread, which asyncio tests after it cannot share.
+    """
     if not shutil.which(CHROMIUM):
         message = f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
         if IN_CI:

@@ -6,7 +6,9 @@ import re
 from urllib.parse import urlsplit
 
 from sprechzimmer.rooms.events import EventKind
+from sprechzimmer.store.models import Invite
 from sprechzimmer.store.sessions import events_of
+from sprechzimmer.store.tokens import hash_token
 from tests.browser.conftest import (
     join_as_client,
     start_call,
@@ -48,19 +50,15 @@ def test_call_from_login_to_end(people, server, all_logs):
     assert late.page.get_attribute("[data-testid=link-state]", "data-state") == "ended"
     assert "ended" in late.page.text_content("[data-testid=link-state]")
 
-    _check_events(server)
+    _check_events(server, invite)
     _check_privacy(server, all_logs, [therapist, client, late], invite, "K-7731")
 
 
-def _check_events(server):
+def _check_events(server, invite):
+    token = invite.split("#", 1)[1]
     with server.db.session() as db:
-        from sprechzimmer.store.models import Session
-
-        session = (
-            db.query(Session).one_or_none()
-            or db.query(Session).order_by(Session.created_at.desc()).first()
-        )
-        events = events_of(db, session.id)
+        invite_row = db.query(Invite).filter_by(token_hash=hash_token(token)).one()
+        events = events_of(db, invite_row.session_id)
     kinds = [e.kind for e in events]
     expected = [
         EventKind.SESSION_OPENED,

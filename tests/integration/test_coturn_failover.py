@@ -135,7 +135,8 @@ async def test_all_relays_down_means_no_relay(start_coturn):
 
     assert config["iceServers"] == []
     assert config["relayAvailable"] is False
-    assert config["iceTransportPolicy"] == "all"
+    # Relay-only stays relay-only: no direct fallback that shows addresses.
+    assert config["iceTransportPolicy"] == "relay"
 
 
 async def test_foreign_coturn_is_never_handed_out_or_contacted(start_coturn):

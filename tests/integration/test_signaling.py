@@ -632,3 +632,13 @@ async def test_second_therapist_tab_replaces_the_first(server, other_call):
     assert (old.code, old.reason) == (4000, "replaced")
     peer = await call.client.expect("peer")
     assert peer == {"type": "peer", "present": True, "instance": tab.instance}
+
+
+async def test_websocket_from_another_origin_is_refused(server):
+    """A page of another site cannot open /ws, so it cannot use the cookie."""
+    import websockets
+
+    with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
+        async with websockets.connect(server.ws_url, origin="https://evil.example"):
+            pass
+    assert refused.value.response.status_code == 403

@@ -108,7 +108,7 @@ async def test_no_healthy_server_means_no_ice_servers_at_all():
     """Without a healthy relay the list is empty (no public STUN either)."""
     relay = await started(settings((closed_port(), "DE")))
     try:
-        config = relay.ice_config(relay_only=True)
+        config = relay.ice_config(relay_only=False)
     finally:
         await relay.stop()
 
@@ -117,7 +117,21 @@ async def test_no_healthy_server_means_no_ice_servers_at_all():
         "iceTransportPolicy": "all",
         "relayAvailable": False,
         "relayRegion": None,
+        "relayOnly": False,
     }
+
+
+async def test_relay_only_without_relay_never_falls_back_to_direct():
+    """A relay-only session without a healthy relay keeps the relay policy."""
+    relay = await started(settings((closed_port(), "DE")))
+    try:
+        config = relay.ice_config(relay_only=True)
+    finally:
+        await relay.stop()
+
+    assert config["iceServers"] == []
+    assert config["iceTransportPolicy"] == "relay"
+    assert config["relayOnly"] is True
 
 
 async def test_no_configured_server_means_no_relay():

@@ -84,12 +84,16 @@ class RelayDirectory:
         long or restarts ICE asks again rather than reusing old ones.
         """
         servers = self.healthy_servers()
+        # A relay-only session stays relay-only without a relay: it cannot
+        # connect then, rather than show each side the other's address.
+        policy = "relay" if relay_only else "all"
         if not servers:
             return {
                 "iceServers": [],
-                "iceTransportPolicy": "all",
+                "iceTransportPolicy": policy,
                 "relayAvailable": False,
                 "relayRegion": None,
+                "relayOnly": relay_only,
             }
 
         credentials = make_credentials(self._secret, self._ttl)
@@ -103,7 +107,8 @@ class RelayDirectory:
         ]
         return {
             "iceServers": ice_servers,
-            "iceTransportPolicy": "relay" if relay_only else "all",
+            "iceTransportPolicy": policy,
             "relayAvailable": True,
             "relayRegion": servers[0].region,
+            "relayOnly": relay_only,
         }

@@ -58,6 +58,11 @@ class Signaling:
 
     async def serve(self, websocket: WebSocket) -> None:
         """Run one participant's connection from hello to close."""
+        if not self._same_origin(websocket):
+            # A page of another site must not ride on the login cookie.
+            log.info("refused a WebSocket from another origin")
+            await websocket.close(code=1008)
+            return
         await websocket.accept()
         connection = Connection(websocket, secrets.token_hex(8))
         writer = asyncio.create_task(connection.write())
@@ -257,6 +262,15 @@ class Signaling:
             raise NotAuthorised("client sent a therapist's message")
 
     # -- helpers ----------------------------------------------------------
+
+    def _same_origin(self, websocket: WebSocket) -> bool:
+        origin = websocket.headers.get("origin")
+        if origin is None:
+            return True  # not a browser; it has no cookie to abuse
+        host = websocket.headers.get("host", "")
+        scheme = "https" if websocket.url.scheme == "wss" else "http"
+        public = self.settings.public_base_url.rstrip("/")
+        return origin in (f"{scheme}://{host}", public)
 
     def _parse(self, raw: str):
         if len(raw.encode()) > self.settings.ws_max_message_bytes:

@@ -169,7 +169,13 @@ const handlers = {
   welcome(message) {
     state.welcome = message;
     state.iceAt = Date.now();
-    if (!message.ice.relayAvailable) notice(t("No relay server is available: the call can only connect directly."));
+    if (!message.ice.relayAvailable) {
+      notice(
+        message.ice.relayOnly
+          ? t("No relay server is available, and this session is relay-only: the call cannot connect now.")
+          : t("No relay server is available: the call can only connect directly."),
+      );
+    }
     // After a reconnect the server's room is new: tell it where we are.
     if (state.mediaConnected) sendMedia(true);
   },
