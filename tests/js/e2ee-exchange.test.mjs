@@ -49,6 +49,7 @@ function participant(polite, fingerprints) {
       p.failure = reason;
     },
   });
+  everyone.push(p);
   return p;
 }
 
@@ -60,9 +61,18 @@ function pair() {
   return { impolite, polite };
 }
 
-/** Let queued messages and crypto settle. */
+/** Every participant made so far; settle() waits for all of them. */
+const everyone = /** @type {{exchange: KeyExchange}[]} */ ([]);
+
+/** Wait until no exchange has work queued and no message is in flight. */
 async function settle() {
-  for (let i = 0; i < 50; i++) await new Promise((r) => setTimeout(r, 2));
+  for (;;) {
+    const queues = everyone.map((p) => p.exchange.queue);
+    await Promise.all(queues);
+    // messages are delivered in microtasks; a macrotask comes after them
+    await new Promise((resolve) => setImmediate(resolve));
+    if (everyone.every((p, i) => p.exchange.queue === queues[i])) return;
+  }
 }
 
 /**
