@@ -123,6 +123,28 @@ async function refresh() {
   waitingBefore = waiting;
 }
 
+const billingMonth = /** @type {HTMLInputElement} */ (document.getElementById("billing-month"));
+const billingSummary = /** @type {HTMLElement} */ (document.getElementById("billing-summary"));
+
+async function showBilling() {
+  const month = billingMonth.value;
+  if (!/^\d{4}-\d{2}$/.test(month)) return;
+  const rows = await api(`/api/billing?month=${month}`);
+  const row = rows[0] ?? { sessions: 0, billable_minutes: 0, interruptions: 0 };
+  billingSummary.textContent = t(
+    "{sessions} sessions, {minutes} billable minutes, {interruptions} interruptions",
+    {
+      sessions: row.sessions,
+      minutes: row.billable_minutes,
+      interruptions: row.interruptions,
+    },
+  );
+}
+
+billingMonth.value = new Date().toISOString().slice(0, 7);
+billingMonth.addEventListener("change", () => showBilling().catch(() => {}));
+
 await loadCatalog();
 await refresh();
+await showBilling();
 setInterval(() => refresh().catch(() => {}), 3000);
