@@ -616,3 +616,18 @@ def test_client_without_a_microphone_joins_receive_only(people, browser, server)
             "the therapist to be connected",
         )
         assert client.page.is_hidden("[data-testid=closed]")
+
+
+def test_client_with_microphone_denied_joins_without_sending_sound(
+    people, browser, server
+):
+    """With the microphone denied, the client is told so and sends no sound."""
+    with plain_chromium(browser, fake_devices=True) as launched:
+        therapist, client = admitted_client(people, server, launched, ["camera"])
+        client.page.wait_for_selector("[data-testid=notice]", state="visible")
+        assert "microphone is not available" in client.page.text_content(
+            "[data-testid=notice]"
+        )
+        wait_for_media(client.page, frames=FRAMES)
+        frames_rise(therapist.page)
+        assert stats(client.page)["audioPacketsSent"] == 0
