@@ -150,6 +150,9 @@ export class QualityController {
     const reading = readStats(stats, this.lastStats);
     this.lastStats = stats;
     if (!reading.path) return; // not connected yet
+    // While the connection is down the counters say nothing about the
+    // network to come; deciding on them would drive video to audio-only.
+    if (this.pc.connectionState !== "connected") return;
 
     const peer = this.#currentAdvice();
     const snapshot = { ...reading.snapshot, peer };
