@@ -24,21 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from playwright.sync_api import Browser, Page, sync_playwright
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.browser.static_site import serve
 
-CHROMIUM = os.environ.get("SPRECHZIMMER_TEST_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-    "--autoplay-policy=no-user-gesture-required",
-]
 BROWSER_NAMES = {"chromium", "chrome", "chromium-browser"}
 TICKS = os.sysconf("SC_CLK_TCK")
 STATS = "() => window.loopback.stats()"
