@@ -1,42 +1,18 @@
 """coturn started with the generated configuration: auth, peers, logging."""
 
 import asyncio
-import os
-import shutil
 
 import pytest
 from aioice import stun
 from aioice.turn import TurnClientUdpProtocol, create_turn_endpoint
 
 from sprechzimmer.relay.credentials import make_credentials
-from sprechzimmer.relay.local_coturn import TURNSERVER, LocalCoturn, loopback_options
+from sprechzimmer.relay.local_coturn import LocalCoturn
+from tests.integration.conftest import COTURN_SECRET
 
 pytestmark = pytest.mark.coturn
 
-SECRET = "integration-secret"
-
-
-@pytest.fixture
-async def start_coturn(tmp_path):
-    """Start coturn processes on free ports; all are stopped at the end."""
-    if shutil.which(TURNSERVER) is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"coturn is missing at {TURNSERVER}")
-        pytest.skip(f"coturn is missing at {TURNSERVER}")
-    started: list[LocalCoturn] = []
-
-    async def start(**overrides: object) -> LocalCoturn:
-        options = loopback_options(SECRET, **overrides)
-        coturn = LocalCoturn(options, tmp_path / f"coturn{len(started)}")
-        started.append(coturn)
-        await coturn.start()
-        return coturn
-
-    yield start
-    for coturn in started:
-        await coturn.stop()
-        # Shown by pytest only when the test failed.
-        print(f"--- {coturn.log_path}", *coturn.log_text().splitlines()[-40:], sep="\n")
+SECRET = COTURN_SECRET
 
 
 async def turn_client(coturn: LocalCoturn, username: str, password: str):

@@ -3,8 +3,6 @@
 import asyncio
 import datetime
 import ipaddress
-import os
-import shutil
 import ssl
 import warnings
 
@@ -19,40 +17,16 @@ from sprechzimmer.config import Settings, TurnServer
 from sprechzimmer.relay.credentials import make_credentials
 from sprechzimmer.relay.directory import RelayDirectory
 from sprechzimmer.relay.local_coturn import (
-    TURNSERVER,
     LocalCoturn,
     free_port,
-    loopback_options,
 )
 from sprechzimmer.relay.regions import RegionError
 from sprechzimmer.relay.stun import StunTarget, binding
+from tests.integration.conftest import COTURN_SECRET
 
 pytestmark = pytest.mark.coturn
 
-SECRET = "failover-secret"
-
-
-@pytest.fixture
-async def start_coturn(tmp_path):
-    """Start coturn processes on free ports; all are stopped at the end."""
-    if shutil.which(TURNSERVER) is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"coturn is missing at {TURNSERVER}")
-        pytest.skip(f"coturn is missing at {TURNSERVER}")
-    started: list[LocalCoturn] = []
-
-    async def start(**overrides: object) -> LocalCoturn:
-        options = loopback_options(SECRET, **overrides)
-        coturn = LocalCoturn(options, tmp_path / f"coturn{len(started)}")
-        started.append(coturn)
-        await coturn.start()
-        return coturn
-
-    yield start
-    for coturn in started:
-        await coturn.stop()
-        # Shown by pytest only when the test failed.
-        print(f"--- {coturn.log_path}", *coturn.log_text().splitlines()[-40:], sep="\n")
+SECRET = COTURN_SECRET
 
 
 def url(coturn: LocalCoturn) -> str:
