@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    TypeAdapter,
+)
 
 PROTOCOL_VERSION = 1
 
@@ -24,7 +30,7 @@ class Hello(Message):
     """The first message: protocol version, role and credential."""
 
     type: Literal["hello"]
-    version: int
+    version: StrictInt
     role: Literal["therapist", "client"]
     #: A random name of this page load; see ``rooms.room``.
     instance: Instance

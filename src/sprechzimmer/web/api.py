@@ -191,7 +191,7 @@ def log_in(app: Services, username: str, password: str) -> str:
     """A new login token, or NotAuthorised for a wrong name or password."""
     ttl = timedelta(hours=app.settings.login_ttl_hours)
     app.throttle.check(username)
-    with app.db.session() as db:
+    with app.throttle.hashing(), app.db.session() as db:
         therapist = accounts.check_password(db, username, password)
         if therapist is None:
             app.throttle.failed(username)

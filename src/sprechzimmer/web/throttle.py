@@ -18,13 +18,25 @@ class TooManyAttempts(UserError):
 
 
 class LoginThrottle:
-    """At most ``limit`` failed logins per username within ``window`` s."""
+    """At most ``limit`` failed logins per username within ``window`` s.
 
-    def __init__(self, limit: int = 5, window: float = 900.0) -> None:
+    Password checks are also capped in number at once: each costs a core
+    for a third of a second, and a flood of them with made-up usernames
+    would otherwise starve the calls.
+    """
+
+    def __init__(
+        self, limit: int = 5, window: float = 900.0, concurrent: int = 1
+    ) -> None:
         self.limit = limit
         self.window = window
         self._failures: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
+        self._checks = threading.BoundedSemaphore(concurrent)
+
+    def hashing(self) -> _Slot:
+        """A slot for one password check; TooManyAttempts if none is free."""
+        return _Slot(self._checks)
 
     def check(self, username: str) -> None:
         """Raise TooManyAttempts while the username is locked."""
@@ -54,3 +66,16 @@ class LoginThrottle:
         while recent and now - recent[0] > self.window:
             recent.popleft()
         return recent
+
+
+class _Slot:
+    def __init__(self, semaphore: threading.BoundedSemaphore) -> None:
+        self._semaphore = semaphore
+
+    def __enter__(self) -> None:
+        # Wait a little for a slot, then refuse rather than queue forever.
+        if not self._semaphore.acquire(timeout=2.0):
+            raise TooManyAttempts("the server is busy; try again in a moment")
+
+    def __exit__(self, *exc: object) -> None:
+        self._semaphore.release()
